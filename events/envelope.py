@@ -1,0 +1,340 @@
+"""EventIn as clients send it, RecordedEvent as the log keeps it, canonical JSON and the chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from events import types as t
+from events.dates import FuzzyDate
+from events.errors import ValidationFailed
+
+MAX_DATA_BYTES = 64 * 1024
+MAX_BATCH = 1000
+GENESIS = "0" * 64
+
+
+def canonical(value: Any) -> str:
+    """The one JSON text of a value: keys sorted at every level, no spaces, UTF-8 as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain(previous: str, entry: str) -> str:
+    """hash_n = SHA-256(hash_{n-1} || SHA-256(entry_n)), written as lowercase hex."""
+    entry_hash = hashlib.sha256(entry.encode()).digest()
+    return hashlib.sha256(bytes.fromhex(previous) + entry_hash).hexdigest()
+
+
+class Source(BaseModel):
+    """Where a fact comes from; `quote` is the sentence it rests on, verbatim."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    publisher: t.Name | None = None
+    title: t.Name | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    published: t.Name | None = None
+    quote: t.Text | None = None
+
+
+class _EventInBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: t.EventId | None = Field(default=None, description="Idempotency key; made when absent")
+    company: t.Slug
+    occurred: t.Fuzzy = Field(description="Valid time: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, ~/?")
+    source: Source | None = None
+    confidence: t.Confidence = "reported"
+    expected_version: Annotated[int, Field(ge=0)] | None = None
+
+
+class CompanyRegisteredIn(_EventInBase):
+    type: Literal["company.registered"]
+    data: t.CompanyRegistered
+
+
+class TeamFormedIn(_EventInBase):
+    type: Literal["team.formed"]
+    data: t.TeamFormed
+
+
+class ModelLaunchedIn(_EventInBase):
+    type: Literal["model.launched"]
+    data: t.ModelLaunched
+
+
+class FilingPassedIn(_EventInBase):
+    type: Literal["filing.passed"]
+    data: t.FilingPassed
+
+
+class CeoLetterIn(_EventInBase):
+    type: Literal["ceo.letter"]
+    data: t.CeoLetter
+
+
+class FinancialReportIn(_EventInBase):
+    type: Literal["financial.report"]
+    data: t.FinancialReport
+
+
+class ProductIntegratedIn(_EventInBase):
+    type: Literal["product.integrated"]
+    data: t.ProductIntegrated
+
+
+class StatementMadeIn(_EventInBase):
+    type: Literal["statement.made"]
+    data: t.StatementMade
+
+
+class EventCorrectedIn(_EventInBase):
+    type: Literal["event.corrected"]
+    data: t.EventCorrected
+
+
+class EventRetractedIn(_EventInBase):
+    type: Literal["event.retracted"]
+    data: t.EventRetracted
+
+
+class EventReinstatedIn(_EventInBase):
+    type: Literal["event.reinstated"]
+    data: t.EventReinstated
+
+
+EventIn = Annotated[
+    CompanyRegisteredIn
+    | TeamFormedIn
+    | ModelLaunchedIn
+    | FilingPassedIn
+    | CeoLetterIn
+    | FinancialReportIn
+    | ProductIntegratedIn
+    | StatementMadeIn
+    | EventCorrectedIn
+    | EventRetractedIn
+    | EventReinstatedIn,
+    Field(discriminator="type"),
+]
+
+
+class EventBatchIn(BaseModel):
+    """A batch of events appended atomically: all or none."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+_single = TypeAdapter[Any](EventIn)
+_batch = TypeAdapter(EventBatchIn)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A validated event ready for the store: defaults applied, canonical parts computed."""
+
+    id: str
+    type: str
+    company: str
+    occurred: FuzzyDate
+    occurred_json: str
+    data: dict[str, Any]
+    data_json: str
+    source_json: str | None
+    confidence: str
+    expected_version: int | None
+    loc: tuple[str | int, ...]
+
+    @property
+    def target(self) -> str | None:
+        target = self.data.get("target") if self.type in t.AMENDMENTS else None
+        return target if isinstance(target, str) else None
+
+    def content(self) -> tuple[str, str, str, str, str | None, str]:
+        """What idempotency compares: every EventIn field but `expected_version`."""
+        return (
+            self.type,
+            self.company,
+            self.occurred_json,
+            self.data_json,
+            self.source_json,
+            self.confidence,
+        )
+
+    def with_data(self, data: dict[str, Any]) -> NewEvent:
+        return replace(self, data=data, data_json=canonical(data))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An entry of the log. Its JSON is assembled from canonical parts, so what a client reads
+    is byte for byte what was hashed."""
+
+    id: str
+    type: str
+    company: str
+    occurred_json: str
+    lo: str
+    hi: str
+    data_json: str
+    source_json: str | None
+    confidence: str
+    position: int
+    version: int
+    recorded: str
+    hash: str
+
+    def _json(self, hash_part: str) -> str:
+        return (
+            f'{{"company":"{self.company}","confidence":"{self.confidence}",'
+            f'"data":{self.data_json},{hash_part}"id":"{self.id}",'
+            f'"occurred":{self.occurred_json},"position":{self.position},'
+            f'"recorded":"{self.recorded}","source":{self.source_json or "null"},'
+            f'"type":"{self.type}","version":{self.version}}}'
+        )
+
+    def hashed_json(self) -> str:
+        """The canonical JSON of the hashed fields (everything but `hash`)."""
+        return self._json("")
+
+    def to_json(self) -> str:
+        """The event as the API returns it: the hashed fields plus `hash`."""
+        return self._json(f'"hash":"{self.hash}",')
+
+    def to_dict(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.to_json())
+        return value
+
+    def content(self) -> tuple[str, str, str, str, str | None, str]:
+        return (
+            self.type,
+            self.company,
+            self.occurred_json,
+            self.data_json,
+            self.source_json,
+            self.confidence,
+        )
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.data_json)
+        return value
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Strict JSON: NaN and Infinity are refused."""
+    return json.loads(body, parse_constant=_reject_constant)
+
+
+def _clean_loc(loc: tuple[str | int, ...]) -> list[str | int]:
+    # A discriminated union puts the tag in the location; a client knows its own type.
+    return [part for part in loc if not (isinstance(part, str) and part in t.EVENT_TYPES)]
+
+
+def validation_errors(exc: ValidationError, prefix: Sequence[str | int]) -> list[dict[str, Any]]:
+    found = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = _clean_loc(error["loc"])
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("type")
+        found.append({"loc": [*prefix, *loc], "msg": error["msg"]})
+    return found
+
+
+def validate_body(body: Any) -> list[NewEvent]:
+    """One EventIn or {"events": [...]} → the NewEvents, or ValidationFailed (422)."""
+    try:
+        if isinstance(body, dict) and "events" in body:
+            models = list(_batch.validate_python(body).events)
+            locs: list[tuple[str | int, ...]] = [("body", "events", i) for i in range(len(models))]
+        else:
+            models = [_single.validate_python(body)]
+            locs = [("body",)]
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "the request body is not a valid event or batch",
+            errors=validation_errors(exc, ["body"]),
+        ) from None
+    events = [prepare(model, loc) for model, loc in zip(models, locs, strict=True)]
+    seen: set[str] = set()
+    for event in events:
+        if event.id in seen:
+            raise ValidationFailed(
+                f"event id {event.id} appears twice in the batch",
+                errors=[{"loc": [*event.loc, "id"], "msg": "duplicate id in batch"}],
+            )
+        seen.add(event.id)
+    return events
+
+
+def prepare(model: Any, loc: tuple[str | int, ...]) -> NewEvent:
+    """Apply defaults and compute the canonical parts of one validated EventIn."""
+    occurred = FuzzyDate.parse(model.occurred)
+    data = model.data.model_dump(exclude_none=True)
+    data_json = canonical(data)
+    if len(data_json.encode()) > MAX_DATA_BYTES:
+        raise ValidationFailed(
+            "event data is larger than 64 KiB",
+            errors=[{"loc": [*loc, "data"], "msg": "at most 65536 bytes as canonical JSON"}],
+        )
+    source = model.source.model_dump(exclude_none=True) if model.source is not None else None
+    return NewEvent(
+        id=model.id or str(uuid.uuid4()),
+        type=model.type,
+        company=model.company,
+        occurred=occurred,
+        occurred_json=canonical(occurred.as_json()),
+        data=data,
+        data_json=data_json,
+        source_json=canonical(source) if source is not None else None,
+        confidence=model.confidence,
+        expected_version=model.expected_version,
+        loc=loc,
+    )
+
+
+def correct_against(event: NewEvent, target_type: str) -> NewEvent:
+    """Validate a correction's replacement `data` against its target's type and normalize it."""
+    replacement = event.data.get("data")
+    if replacement is None:
+        return event
+    try:
+        normalized = t.PAYLOADS[target_type].model_validate(replacement)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"the correction's data is not valid for a {target_type} event",
+            errors=validation_errors(exc, [*event.loc, "data", "data"]),
+        ) from None
+    data = {**event.data, "data": normalized.model_dump(exclude_none=True)}
+    fixed = event.with_data(data)
+    if len(fixed.data_json.encode()) > MAX_DATA_BYTES:
+        raise ValidationFailed(
+            "event data is larger than 64 KiB",
+            errors=[{"loc": [*event.loc, "data"], "msg": "at most 65536 bytes as canonical JSON"}],
+        )
+    return fixed
+
+
+def first_broken_link(events: Iterable[RecordedEvent], previous: str = GENESIS) -> int | None:
+    """The position of the first entry whose stored hash does not follow the chain, if any."""
+    expected_position = None
+    for event in events:
+        if expected_position is not None and event.position != expected_position:
+            return expected_position
+        if chain(previous, event.hashed_json()) != event.hash:
+            return event.position
+        previous = event.hash
+        expected_position = event.position + 1
+    return None

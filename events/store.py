@@ -1,0 +1,242 @@
+"""The EventStore contract every backend fulfils, and the backend-neutral planning of an append."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from events.envelope import GENESIS, NewEvent, RecordedEvent, chain, correct_against
+from events.errors import IdConflict, TimelineError, ValidationFailed, VersionConflict
+from events.types import AMENDMENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last entry of the log: its position, chain value and record time."""
+
+    position: int
+    hash: str = GENESIS
+    recorded: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The answer to one batch: its stored events, and whether this call created them."""
+
+    events: list[RecordedEvent]
+    created: bool
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 UTC with microseconds, the one format of every time the server sets."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventStore(ABC):
+    """The log's storage. Positions are gapless and commit-ordered; versions count a company's
+    entries; entries are never updated or deleted. A backend joins the contract suite in
+    tests/events/test_store_contract.py with one fixture line."""
+
+    @abstractmethod
+    async def append_many(
+        self, batches: Sequence[Sequence[NewEvent]]
+    ) -> list[Appended | TimelineError]:
+        """Append several batches in one transaction, each all-or-nothing on its own: a batch
+        that fails gets its error in the result list and stores nothing."""
+
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Append one batch atomically, raising its error."""
+        (result,) = await self.append_many([batch])
+        if isinstance(result, TimelineError):
+            raise result
+        return result
+
+    @abstractmethod
+    async def read(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        companies: Sequence[str] = (),
+        types: Sequence[str] = (),
+    ) -> list[RecordedEvent]:
+        """Entries with position > after, in position order, optionally filtered."""
+
+    @abstractmethod
+    async def get(self, event_id: str) -> RecordedEvent | None:
+        """One entry by id."""
+
+    @abstractmethod
+    async def head(self) -> Head:
+        """The last entry, or position 0 on an empty log."""
+
+    @abstractmethod
+    async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
+        """Store a token's SHA-256 with its scope (an existing digest keeps its first scope)."""
+
+    @abstractmethod
+    async def token_scope(self, digest: str) -> str | None:
+        """The scope of the token with this SHA-256, if any."""
+
+    @abstractmethod
+    async def count_tokens(self) -> int:
+        """How many tokens are stored."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; pending writes are finished first."""
+
+    async def verify(self, *, page: int = 5000) -> int | None:
+        """Recompute the chain over the whole log: the first bad position, or None."""
+        previous, expected = GENESIS, 1
+        while True:
+            events = await self.read(after=expected - 1, limit=page)
+            if not events:
+                return None
+            for event in events:
+                if event.position != expected:
+                    return expected
+                if chain(previous, event.hashed_json()) != event.hash:
+                    return event.position
+                previous, expected = event.hash, expected + 1
+
+
+@dataclass
+class GroupPlan:
+    """Plans the batches of one transaction against the log as it stands: idempotency,
+    amendment targets and expected versions, then positions, versions and the chain.
+    `known` holds the stored events among the ids and targets the group mentions."""
+
+    head: Head
+    known: dict[str, RecordedEvent]
+    versions: dict[str, int]
+    now: str = field(default_factory=timestamp)
+    rows: list[RecordedEvent] = field(default_factory=list)
+
+    @staticmethod
+    def lookups(batches: Iterable[Sequence[NewEvent]]) -> tuple[set[str], set[str]]:
+        """The ids (events and amendment targets) and companies a group needs looked up."""
+        ids: set[str] = set()
+        companies: set[str] = set()
+        for batch in batches:
+            for event in batch:
+                ids.add(event.id)
+                companies.add(event.company)
+                if event.target is not None:
+                    ids.add(event.target)
+        return ids, companies
+
+    def add(self, batch: Sequence[NewEvent]) -> Appended | TimelineError:
+        try:
+            return self._add(batch)
+        except TimelineError as error:
+            return error
+
+    def _add(self, batch: Sequence[NewEvent]) -> Appended:
+        stored = [self.known.get(event.id) for event in batch]
+        if any(entry is not None for entry in stored):
+            return self._replay(batch, stored)
+        batch = self._check_targets(batch)
+        self._check_versions(batch)
+        return Appended(self._assign(batch), created=True)
+
+    def _replay(self, batch: Sequence[NewEvent], stored: list[RecordedEvent | None]) -> Appended:
+        found = [entry for entry in stored if entry is not None]
+        if len(found) < len(batch):
+            raise IdConflict(
+                "the batch mixes ids already stored with new ones; nothing was stored",
+                ids=[entry.id for entry in found],
+            )
+        for event, entry in zip(batch, found, strict=True):
+            if self._normalized(event).content() != entry.content():
+                raise IdConflict(
+                    f"event id {event.id} is already stored with other content",
+                    id=event.id,
+                    position=entry.position,
+                )
+        return Appended(found, created=False)
+
+    def _normalized(self, event: NewEvent) -> NewEvent:
+        target_id = event.target if event.type == "event.corrected" else None
+        target = self.known.get(target_id) if target_id is not None else None
+        if target is None:
+            return event
+        try:
+            return correct_against(event, target.type)
+        except ValidationFailed:
+            return event
+
+    def _check_targets(self, batch: Sequence[NewEvent]) -> list[NewEvent]:
+        checked: list[NewEvent] = []
+        earlier: dict[str, NewEvent] = {}
+        for event in batch:
+            if event.type in AMENDMENTS:
+                event = self._check_target(event, earlier)
+            earlier[event.id] = event
+            checked.append(event)
+        return checked
+
+    def _check_target(self, event: NewEvent, earlier: dict[str, NewEvent]) -> NewEvent:
+        target_id = event.target
+        assert target_id is not None
+        target: NewEvent | RecordedEvent | None = earlier.get(target_id) or self.known.get(
+            target_id
+        )
+        loc = [*event.loc, "data", "target"]
+        if target is None:
+            problem = f"target {target_id} is not a stored event nor an earlier one in the batch"
+        elif target.type in AMENDMENTS:
+            problem = f"target {target_id} is an amendment; amend the original event instead"
+        elif target.company != event.company:
+            problem = f"target {target_id} belongs to company {target.company!r}, not this one"
+        else:
+            return correct_against(event, target.type) if event.type == "event.corrected" else event
+        raise ValidationFailed(problem, errors=[{"loc": loc, "msg": problem}])
+
+    def _check_versions(self, batch: Sequence[NewEvent]) -> None:
+        running: dict[str, int] = {}
+        for event in batch:
+            current = running.get(event.company, self.versions.get(event.company, 0))
+            if event.expected_version is not None and event.expected_version != current:
+                raise VersionConflict(
+                    f"company {event.company!r} is at version {current}, "
+                    f"not {event.expected_version}; nothing was stored",
+                    company=event.company,
+                    current_version=current,
+                )
+            running[event.company] = current + 1
+
+    def _assign(self, batch: Sequence[NewEvent]) -> list[RecordedEvent]:
+        head = self.head
+        recorded = max(self.now, head.recorded or "")
+        position, previous = head.position, head.hash
+        created: list[RecordedEvent] = []
+        for event in batch:
+            position += 1
+            version = self.versions.get(event.company, 0) + 1
+            unhashed = RecordedEvent(
+                id=event.id,
+                type=event.type,
+                company=event.company,
+                occurred_json=event.occurred_json,
+                lo=event.occurred.lo.isoformat(),
+                hi=event.occurred.hi.isoformat(),
+                data_json=event.data_json,
+                source_json=event.source_json,
+                confidence=event.confidence,
+                position=position,
+                version=version,
+                recorded=recorded,
+                hash="",
+            )
+            previous = chain(previous, unhashed.hashed_json())
+            entry = replace(unhashed, hash=previous)
+            self.versions[event.company] = version
+            self.known[event.id] = entry
+            created.append(entry)
+        self.head = Head(position, previous, recorded)
+        self.rows.extend(created)
+        return created

@@ -1,0 +1,51 @@
+"""create_app(settings) → the aiohttp application."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from events.backends import open_store
+from events.writer import GroupWriter
+from timeline.auth import Tokens, digest
+from timeline.config import MAX_BODY_BYTES, Settings
+from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
+from timeline.openapi import document
+from timeline.problems import problems
+from timeline.routes import ENDPOINTS
+
+VERSION = "0.1.0"
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    return document(ENDPOINTS, title="Timeline", version=VERSION)
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = await open_store(settings.db, synchronous=settings.sqlite_synchronous)
+    if settings.bootstrap_token is not None:
+        await store.add_token(
+            digest(settings.bootstrap_token.get_secret_value()), "admin", "bootstrap"
+        )
+    writer = GroupWriter(store, max_pending_events=settings.max_pending_events)
+    writer.start()
+    app[STORE], app[WRITER], app[TOKENS] = store, writer, Tokens(store)
+    try:
+        yield
+    finally:
+        await writer.stop()
+        await store.close()
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    app = web.Application(middlewares=[problems], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings or Settings()
+    app.cleanup_ctx.append(_storage)
+    for endpoint in ENDPOINTS:
+        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+    return app

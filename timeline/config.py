@@ -1,0 +1,25 @@
+"""Settings, read from TIMELINE_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Service settings; each field `x` is read from `TIMELINE_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="TIMELINE_", extra="ignore")
+
+    db: str = "sqlite:///timeline.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    bootstrap_token: SecretStr | None = None
+    read_auth: bool = False
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    shutdown_timeout: float = 10.0
+    max_pending_events: int = 100_000

@@ -1,0 +1,15 @@
+"""Typed keys under which the application keeps its shared objects."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from events.store import EventStore
+from events.writer import GroupWriter
+from timeline.auth import Tokens
+from timeline.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", EventStore)
+WRITER = web.AppKey("writer", GroupWriter)
+TOKENS = web.AppKey("tokens", Tokens)
