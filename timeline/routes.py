@@ -7,8 +7,16 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from events.envelope import EventBatchIn, EventIn, RecordedEvent, parse_json, validate_body
+from events.envelope import (
+    EventBatchIn,
+    EventIn,
+    NewEvent,
+    RecordedEvent,
+    parse_json,
+    validate_body,
+)
 from events.errors import BadRequest, NotFound, TooLarge, ValidationFailed
+from events.store import Appended
 from events.types import EVENT_TYPES, SLUG_PATTERN
 from timeline import models
 from timeline.auth import Scope
@@ -69,7 +77,8 @@ async def authorize(request: web.Request, scope: Scope) -> None:
     await request.app[TOKENS].require(request.headers.get("Authorization"), scope)
 
 
-async def post_events(request: web.Request) -> web.Response:
+async def read_events(request: web.Request) -> list[NewEvent]:
+    """Authorize an append and validate its body, in the order API.md gives."""
     await authorize(request, "append")
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise TooLarge("the request body is larger than 1 MiB", limit=MAX_BODY_BYTES)
@@ -81,10 +90,18 @@ async def post_events(request: web.Request) -> web.Response:
             "the request body is not valid JSON",
             errors=[{"loc": ["body"], "msg": f"invalid JSON: {exc}"}],
         ) from None
-    result = await request.app[WRITER].append(validate_body(body))
+    return validate_body(body)
+
+
+def created_response(result: Appended) -> web.Response:
     return json_response(
         '{"events":' + event_list(result.events) + "}", 201 if result.created else 200
     )
+
+
+async def post_events(request: web.Request) -> web.Response:
+    events = await read_events(request)
+    return created_response(await request.app[WRITER].append(events))
 
 
 async def get_events(request: web.Request) -> web.Response:
