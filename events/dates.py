@@ -9,10 +9,10 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-_PATTERN = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(\d{2})(?:-(\d{2}))?))?([~?])?$")
+_PATTERN = re.compile(r"([0-9]{4})(?:-(?:Q([1-4])|([0-9]{2})(?:-([0-9]{2}))?))?([~?])?")
 
 MIN_YEAR = 1000
-MAX_YEAR = 9998  # one unit of widening must still fit in a date
+MAX_YEAR = 9997  # a widened year range must still end within date.max
 
 
 class Precision(StrEnum):
@@ -38,7 +38,7 @@ class FuzzyDate:
 
     @classmethod
     def parse(cls, text: str) -> FuzzyDate:
-        match = _PATTERN.match(text)
+        match = _PATTERN.fullmatch(text)
         if match is None:
             raise ValueError(
                 "expected YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, optionally followed by ~ or ?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -80,6 +81,8 @@ class SQLiteEventStore(EventStore):
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._writer = writer
         self._reader = reader
+        # One transaction at a time on the writer connection, whoever calls.
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: Synchronous = "FULL") -> SQLiteEventStore:
@@ -106,7 +109,7 @@ class SQLiteEventStore(EventStore):
     ) -> list[Appended | TimelineError]:
         db = self._writer
         ids, companies = GroupPlan.lookups(batches)
-        async with _translated():
+        async with self._write_lock, _translated():
             await db.execute("BEGIN IMMEDIATE")
             try:
                 plan = GroupPlan(
@@ -194,7 +197,7 @@ class SQLiteEventStore(EventStore):
         return RecordedEvent(*rows[0]) if rows else None
 
     async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
-        async with _translated():
+        async with self._write_lock, _translated():
             await self._writer.execute(
                 "INSERT OR IGNORE INTO tokens (digest, scope, label, created) VALUES (?, ?, ?, ?)",
                 (digest, scope, label, timestamp()),

@@ -6,7 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from events.dates import FuzzyDate
 
@@ -114,6 +121,12 @@ class EventCorrected(Payload):
     occurred: Fuzzy | None = None
     data: dict[str, Any] | None = None
     confidence: Confidence | None = None
+
+    @model_validator(mode="after")
+    def _corrects_something(self) -> EventCorrected:
+        if self.occurred is None and self.data is None and self.confidence is None:
+            raise ValueError("a correction needs at least one of occurred, data, confidence")
+        return self
 
 
 class EventRetracted(Payload):

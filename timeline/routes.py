@@ -50,7 +50,7 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int | 
 def query_companies(request: web.Request) -> list[str]:
     values = request.query.getall("company", [])
     for value in values:
-        if _SLUG.match(value) is None:
+        if _SLUG.fullmatch(value) is None:
             raise bad_query("company", f"{value!r} is not a company slug")
     return values
 
@@ -127,7 +127,7 @@ async def get_events(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     await authorize(request, "read")
     event_id = request.match_info["id"].lower()
-    event = await request.app[STORE].get(event_id) if _UUID.match(event_id) else None
+    event = await request.app[STORE].get(event_id) if _UUID.fullmatch(event_id) else None
     if event is None:
         raise NotFound(f"no event with id {request.match_info['id']!r}")
     effective = "null" if event.type.startswith("event.") else event.to_json()

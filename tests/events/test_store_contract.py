@@ -1,0 +1,347 @@
+"""The EventStore contract. Every backend joins by adding one entry to BACKENDS."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from events.errors import IdConflict, StoreError, ValidationFailed, VersionConflict
+from events.sqlite import SQLiteEventStore
+from events.store import EventStore
+from events.writer import GroupWriter
+from tests.factories import batch, event_in, new
+
+
+@dataclass
+class Backend:
+    """How the suite reaches one backend: open a store (several may share one database),
+    run SQL past the store, change a byte of a stored entry behind its back, and make the
+    database itself fail inserts for one company."""
+
+    open: Callable[[], Awaitable[EventStore]]
+    raw_sql: Callable[[str], None]
+    tamper: Callable[[int], None]
+    poison: Callable[[str], None]
+
+
+def _sqlite(path: Path) -> Backend:
+    def raw_sql(sql: str) -> None:
+        with sqlite3.connect(path) as db:
+            db.execute(sql)
+
+    def tamper(position: int) -> None:
+        # Change one byte of the entry's data in the database file itself.
+        with sqlite3.connect(path) as db:
+            (data,) = db.execute(
+                "SELECT data FROM events WHERE position = ?", (position,)
+            ).fetchone()
+        raw = path.read_bytes()
+        needle = data.encode()
+        assert raw.count(needle) == 1, "the entry's data must be unique in the file"
+        offset = raw.index(needle) + needle.index(b'"model":"') + len(b'"model":"')
+        flipped = bytes([raw[offset] ^ 0x01])
+        path.write_bytes(raw[:offset] + flipped + raw[offset + 1 :])
+
+    def poison(company: str) -> None:
+        raw_sql(
+            f"CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.company = '{company}' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+        )
+
+    return Backend(lambda: SQLiteEventStore.open(path), raw_sql, tamper, poison)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path / "log.db")
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[EventStore]:
+    opened = await backend.open()
+    yield opened
+    await opened.close()
+
+
+async def test_empty_log(store: EventStore) -> None:
+    head = await store.head()
+    assert (head.position, head.hash, head.recorded) == (0, "0" * 64, None)
+    assert await store.read() == []
+    assert await store.verify() is None
+
+
+async def test_append_assigns_positions_versions_and_chain(store: EventStore) -> None:
+    first = await store.append([new(company="baidu"), new(company="alibaba")])
+    second = await store.append([new(company="baidu")])
+    events = first.events + second.events
+    assert [e.position for e in events] == [1, 2, 3]
+    assert [(e.company, e.version) for e in events] == [("baidu", 1), ("alibaba", 1), ("baidu", 2)]
+    assert first.created and second.created
+    recorded = [e.recorded for e in events]
+    assert recorded == sorted(recorded)
+    head = await store.head()
+    assert (head.position, head.hash) == (3, events[-1].hash)
+    assert await store.read() == events
+    assert await store.get(events[1].id) == events[1]
+    assert await store.verify() is None
+
+
+async def test_read_filters_and_pages(store: EventStore) -> None:
+    await store.append(
+        [
+            new(company="baidu"),
+            new(company="tencent", type="team.formed", data={"name": "Hunyuan"}),
+            new(company="baidu", type="team.formed", data={"name": "ERNIE"}),
+            new(company="alibaba"),
+        ]
+    )
+    assert [e.position for e in await store.read(after=1, limit=2)] == [2, 3]
+    assert [e.position for e in await store.read(companies=["baidu"])] == [1, 3]
+    assert [e.position for e in await store.read(types=["team.formed"])] == [2, 3]
+    both = await store.read(companies=["baidu", "alibaba"], types=["model.launched"])
+    assert [e.position for e in both] == [1, 4]
+    assert await store.get("00000000-0000-0000-0000-000000000000") is None
+
+
+async def test_gapless_positions_under_concurrent_appenders(backend: Backend) -> None:
+    # Two stores on one database stand for two processes; each runs a group writer.
+    stores = [await backend.open(), await backend.open()]
+    writers = [GroupWriter(s) for s in stores]
+    for writer in writers:
+        writer.start()
+    companies = ["alibaba", "baidu", "tencent", "huawei", "kuaishou"]
+
+    async def appender(n: int) -> None:
+        rng = random.Random(n)
+        for _ in range(15):
+            size = rng.randint(1, 3)
+            events = [event_in(company=rng.choice(companies)) for _ in range(size)]
+            target = writers[n % 2] if n % 3 else stores[n % 2]
+            await target.append(batch(*events))
+
+    await asyncio.gather(*(appender(n) for n in range(24)))
+    for writer in writers:
+        await writer.stop()
+    log = await stores[0].read(limit=10_000)
+    assert [e.position for e in log] == list(range(1, len(log) + 1))
+    for company in companies:
+        versions = [e.version for e in log if e.company == company]
+        assert versions == list(range(1, len(versions) + 1))
+    assert len({e.id for e in log}) == len(log)
+    assert await stores[1].verify() is None
+    for s in stores:
+        await s.close()
+
+
+async def test_a_bad_event_in_a_batch_stores_nothing(store: EventStore) -> None:
+    await store.append([new(company="baidu")])
+    before = await store.head()
+    good = [event_in(company="baidu"), event_in(company="alibaba")]
+    bad_target = event_in(
+        company="baidu",
+        type="event.retracted",
+        data={"target": "11111111-1111-1111-1111-111111111111", "reason": "denied"},
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        await store.append(batch(*good, bad_target))
+    assert caught.value.errors == [
+        {"loc": ["body", "events", 2, "data", "target"], "msg": caught.value.detail}
+    ]
+    stale = event_in(company="alibaba", expected_version=5)
+    with pytest.raises(VersionConflict):
+        await store.append(batch(*good, stale))
+    assert await store.head() == before
+    for body in good:
+        assert await store.get(body["id"]) is None
+
+
+async def test_each_batch_of_a_group_stands_alone(store: EventStore) -> None:
+    ok_1, ok_2 = [new(company="baidu")], [new(company="baidu")]
+    conflict = [new(company="baidu", expected_version=0)]
+    results = await store.append_many([ok_1, conflict, ok_2])
+    assert isinstance(results[1], VersionConflict)
+    assert results[1].extra == {"company": "baidu", "current_version": 1}
+    assert [e.position for e in await store.read()] == [1, 2]
+    assert [e.id for e in await store.read()] == [ok_1[0].id, ok_2[0].id]
+
+
+async def test_expected_version_counts_earlier_events_of_the_batch(store: EventStore) -> None:
+    await store.append(
+        batch(
+            event_in(company="baidu", expected_version=0),
+            event_in(company="alibaba", expected_version=0),
+            event_in(company="baidu", expected_version=1),
+        )
+    )
+    with pytest.raises(VersionConflict) as caught:
+        await store.append(
+            batch(
+                event_in(company="baidu", expected_version=2),
+                event_in(company="baidu", expected_version=2),
+            )
+        )
+    assert caught.value.extra == {"company": "baidu", "current_version": 3}
+    assert (await store.head()).position == 3
+
+
+@pytest.mark.parametrize("through", ["writer", "store"])
+async def test_fifty_concurrent_writers_one_winner_per_version(
+    store: EventStore, through: str
+) -> None:
+    writer = GroupWriter(store)
+    writer.start()
+    target = writer if through == "writer" else store
+    for version in range(6):
+
+        async def attempt(version: int = version) -> int | None:
+            try:
+                await target.append([new(company="pinduoduo", expected_version=version)])
+            except VersionConflict as conflict:
+                assert conflict.extra == {"company": "pinduoduo", "current_version": version + 1}
+                return None
+            return version
+
+        outcomes = await asyncio.gather(*(attempt() for _ in range(50)))
+        assert [o for o in outcomes if o is not None] == [version]
+    await writer.stop()
+    log = await store.read()
+    assert [e.version for e in log] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_idempotent_retry_returns_the_original_events(store: EventStore) -> None:
+    bodies = [event_in(company="baidu", expected_version=0), event_in(company="tencent")]
+    first = await store.append(batch(*bodies))
+    await store.append([new(company="baidu")])
+    again = await store.append(batch(*bodies))  # its expected_version is stale now: still a retry
+    assert not again.created
+    assert again.events == first.events
+    assert (await store.head()).position == 3
+
+
+async def test_same_id_other_content_is_a_conflict(store: EventStore) -> None:
+    body = event_in(company="baidu")
+    await store.append(batch(body))
+    with pytest.raises(IdConflict):
+        await store.append(batch({**body, "occurred": "2023-05"}))
+    with pytest.raises(IdConflict):
+        await store.append(batch({**body, "confidence": "rumored"}))
+    fresh = event_in(company="baidu")
+    with pytest.raises(IdConflict):
+        await store.append(batch(body, fresh))
+    assert await store.get(fresh["id"]) is None
+    assert (await store.head()).position == 1
+
+
+async def test_retry_inside_one_group_is_a_replay(store: EventStore) -> None:
+    event = new(company="baidu")
+    first, second = await store.append_many([[event], [event]])
+    assert not isinstance(first, Exception) and not isinstance(second, Exception)
+    assert first.created and not second.created
+    assert first.events == second.events
+
+
+async def test_amendment_targets(store: EventStore) -> None:
+    original = new(company="alibaba", data={"model": "Tongyi", "stage": "announced"})
+    await store.append([original])
+
+    def amend(kind: str, company: str = "alibaba", **data: object) -> dict[str, object]:
+        return event_in(company=company, type=kind, data={"target": original.id, **data})
+
+    cases = [
+        amend("event.retracted", company="baidu", reason="wrong company"),
+        amend("event.corrected", data={"model": "Tongyi", "stage": "launched"}),
+        amend("event.corrected", data={"nonsense": 1}),
+    ]
+    for body in cases:
+        with pytest.raises(ValidationFailed):
+            await store.append(batch(body))
+    fix = amend("event.corrected", data={"model": "Tongyi Qianwen", "stage": "public"})
+    retraction = amend("event.retracted", reason="denied")
+    stored = await store.append(batch(fix, retraction))
+    assert [e.type for e in stored.events] == ["event.corrected", "event.retracted"]
+    on_amendment = event_in(
+        company="alibaba",
+        type="event.reinstated",
+        data={"target": retraction["id"]},
+    )
+    with pytest.raises(ValidationFailed):
+        await store.append(batch(on_amendment))
+    # A target earlier in the same batch is fine.
+    launch = event_in(company="baidu", data={"model": "ERNIE Bot"})
+    pulled = event_in(
+        company="baidu", type="event.retracted", data={"target": launch["id"], "reason": "x"}
+    )
+    assert (await store.append(batch(launch, pulled))).created
+
+
+async def test_correction_data_is_normalized_and_retry_is_idempotent(store: EventStore) -> None:
+    original = new(
+        company="tencent",
+        type="financial.report",
+        data={"period": "2023-Q3", "metrics": [{"name": "ad revenue", "value": 25.7}]},
+    )
+    await store.append([original])
+    body = event_in(
+        company="tencent",
+        type="event.corrected",
+        data={
+            "target": original.id,
+            "data": {"period": "2023-Q3", "metrics": [{"name": "ad revenue", "value": 26.0}]},
+        },
+    )
+    (stored,) = (await store.append(batch(body))).events
+    assert stored.data["data"]["metrics"][0]["value"] == 26
+    assert '"value":26}' in stored.data_json
+    again = await store.append(batch(body))
+    assert not again.created and again.events == [stored]
+
+
+async def test_update_and_delete_are_refused_by_the_database(
+    store: EventStore, backend: Backend
+) -> None:
+    await store.append([new(company="baidu")])
+    for sql in ("UPDATE events SET company = 'x'", "DELETE FROM events"):
+        with pytest.raises(Exception, match="append-only"):
+            backend.raw_sql(sql)
+    assert [e.company for e in await store.read()] == ["baidu"]
+
+
+async def test_verify_finds_a_byte_changed_in_the_database(backend: Backend) -> None:
+    store = await backend.open()
+    await store.append([new(company="baidu", data={"model": f"M{i}"}) for i in range(5)])
+    assert await store.verify() is None
+    await store.close()
+    backend.tamper(4)
+    reopened = await backend.open()
+    assert await reopened.verify() == 4
+    await reopened.close()
+
+
+async def test_a_failed_commit_leaves_nothing_behind(store: EventStore, backend: Backend) -> None:
+    await store.append([new(company="baidu")])
+    before = await store.head()
+    backend.poison("meituan")
+    with pytest.raises(StoreError):
+        await store.append([new(company="baidu"), new(company="meituan")])
+    writer = GroupWriter(store)
+    writer.start()
+    innocent, poisoned = new(company="baidu"), new(company="meituan")
+    outcomes = await asyncio.gather(
+        writer.append([innocent]), writer.append([poisoned]), return_exceptions=True
+    )
+    await writer.stop()
+    # A database failure fails the whole group: nobody is told "stored" for a rolled-back write.
+    assert all(isinstance(outcome, StoreError) for outcome in outcomes)
+    assert await store.head() == before
+    assert await store.get(innocent.id) is None
+    after = await store.append([new(company="baidu")])
+    assert after.events[0].position == 2
