@@ -55,9 +55,9 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     host, port = runner.addresses[0][:2]
-    print(f"Timeline is serving http://{host}:{port}/ (database {settings.db})", flush=True)
     if token is not None:
         print(f"Append token (shown only this once): {token}", flush=True)
+    print(f"Timeline is serving http://{host}:{port}/ (database {settings.db})", flush=True)
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from timeline.app import create_app
+from timeline.auth import create_token
+from timeline.config import Settings
+from timeline.keys import STORE
+
+ADMIN = "tl_test-admin-secret"
+AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
+class Api:
+    """A real server on 127.0.0.1 and a client with tokens of each scope."""
+
+    def __init__(self, client: TestClient[Any, Any], tokens: dict[str, str]) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def auth(self, scope: str = "append") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[scope]}"}
+
+    async def append(self, body: Any, scope: str = "append") -> Any:
+        response = await self.client.post("/v1/events", json=body, headers=self.auth(scope))
+        assert response.status in (200, 201), await response.text()
+        return (await response.json())["events"]
+
+
+async def make_api(aiohttp_client: AiohttpClient, tmp_path: Path, **settings: Any) -> Api:
+    app = create_app(
+        Settings(db=f"sqlite:///{tmp_path / 'api.db'}", bootstrap_token=ADMIN, **settings)
+    )
+    client = await aiohttp_client(app)
+    store = app[STORE]
+    tokens = {"admin": ADMIN}
+    for scope in ("read", "append"):
+        tokens[scope] = await create_token(store, scope)  # type: ignore[arg-type]
+    return Api(client, tokens)
+
+
+@pytest.fixture
+async def api(aiohttp_client: AiohttpClient, tmp_path: Path) -> Api:
+    return await make_api(aiohttp_client, tmp_path)

@@ -1,0 +1,156 @@
+"""The `timeline` command, run as a user would: a real process on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.factories import event_in
+
+TIMELINE = [sys.executable, "-m", "timeline.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    import subprocess
+
+    done = subprocess.run(
+        [*TIMELINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+class Server:
+    def __init__(self, process: asyncio.subprocess.Process, url: str, token: str | None) -> None:
+        self.process, self.url, self.token = process, url, token
+
+
+async def start(db: str, *extra: str, env: dict[str, str] | None = None) -> Server:
+    process = await asyncio.create_subprocess_exec(
+        *TIMELINE,
+        "serve",
+        "--db",
+        db,
+        "--port",
+        "0",
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None
+    token = None
+    while True:  # the token, if any, comes before the "serving" line
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line, "the server exited before it was ready"
+        if found := re.search(r"(tl_[A-Za-z0-9_-]+)", line):
+            token = found.group(1)
+        if found := re.search(r"serving (http://127\.0\.0\.1:\d+/)", line):
+            return Server(process, found.group(1), token)
+
+
+@pytest.fixture
+async def fresh(tmp_path: Path) -> AsyncIterator[Server]:
+    server = await start(f"sqlite:///{tmp_path / 'first.db'}")
+    yield server
+    if server.process.returncode is None:
+        server.process.kill()
+        await server.process.wait()
+
+
+async def test_first_run_prints_a_token_that_appends(fresh: Server) -> None:
+    assert fresh.token is not None
+    body = event_in(company="baidu", occurred="2023-03-16", data={"model": "ERNIE Bot"})
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {fresh.token}"}
+        async with http.post(fresh.url + "v1/events", json=body, headers=headers) as response:
+            assert response.status == 201
+        async with http.get(fresh.url + "v1/events") as response:
+            page = await response.json()
+    assert [e["id"] for e in page["events"]] == [body["id"]]
+    fresh.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(fresh.process.wait(), 20) == 0
+
+
+async def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'again.db'}"
+    first = await start(db)
+    first.process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(first.process.wait(), 20) == 0
+    second = await start(db)
+    assert second.token is None
+    second.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(second.process.wait(), 20) == 0
+
+
+def test_verify_and_a_tampered_file(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    db = f"sqlite:///{path}"
+    code, out, _ = run("verify", "--db", db)
+    assert (code, out.strip()) == (0, f"chain holds: 0 events, head hash {'0' * 64}")
+
+    async def fill() -> None:
+        from events.sqlite import SQLiteEventStore
+        from tests.factories import new
+
+        store = await SQLiteEventStore.open(path)
+        for i in range(4):
+            await store.append([new(company="tencent", data={"model": f"Hunyuan-{i}"})])
+        await store.close()
+
+    asyncio.run(fill())
+    code, out, _ = run("verify", "--db", db)
+    assert code == 0
+    assert out.startswith("chain holds: 4 events")
+    raw = path.read_bytes()
+    path.write_bytes(raw.replace(b"Hunyuan-2", b"Hunyuan-9"))
+    code, _, err = run("verify", "--db", db)
+    assert code == 1
+    assert "first bad position is 3" in err
+
+
+def test_token_create_and_read_auth(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'tokens.db'}"
+    code, out, _ = run("token", "create", "--scope", "read", "--db", db)
+    token = out.strip()
+    assert code == 0
+    assert token.startswith("tl_")
+    with sqlite3.connect(tmp_path / "tokens.db") as conn:
+        stored = conn.execute("SELECT digest, scope FROM tokens").fetchall()
+    assert len(stored) == 1
+    assert stored[0][1] == "read"
+    assert token not in stored[0][0]
+
+    async def read_with(token: str) -> tuple[int, int]:
+        server = await start(db, env={"TIMELINE_READ_AUTH": "1"})
+        assert server.token is None  # the database already has a token
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.url + "v1/events") as anonymous:
+                without = anonymous.status
+            headers = {"Authorization": f"Bearer {token}"}
+            async with http.get(server.url + "v1/events", headers=headers) as response:
+                with_token = response.status
+        server.process.send_signal(signal.SIGTERM)
+        await server.process.wait()
+        return without, with_token
+
+    assert asyncio.run(read_with(token)) == (401, 200)
+
+
+def test_bad_database_url(tmp_path: Path) -> None:
+    code, _, err = run("verify", "--db", "mysql://nope")
+    assert code == 2
+    assert "unsupported database URL" in err
