@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -20,9 +21,12 @@ MAX_BATCH = 1000
 GENESIS = "0" * 64
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(value: Any) -> str:
     """The one JSON text of a value: keys sorted at every level, no spaces, UTF-8 as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def chain(previous: str, entry: str) -> str:
@@ -137,7 +141,7 @@ _single = TypeAdapter[Any](EventIn)
 _batch = TypeAdapter(EventBatchIn)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewEvent:
     """A validated event ready for the store: defaults applied, canonical parts computed."""
 
@@ -173,10 +177,11 @@ class NewEvent:
         return replace(self, data=data, data_json=canonical(data))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordedEvent:
     """An entry of the log. Its JSON is assembled from canonical parts, so what a client reads
-    is byte for byte what was hashed."""
+    is byte for byte what was hashed. Treated as immutable (not frozen: it is built per row on
+    hot paths, and frozen dataclasses are several times slower to construct)."""
 
     id: str
     type: str
@@ -234,8 +239,11 @@ def _reject_constant(name: str) -> None:
 
 
 def parse_json(body: bytes | str) -> Any:
-    """Strict JSON: NaN and Infinity are refused."""
-    return json.loads(body, parse_constant=_reject_constant)
+    """Strict JSON: NaN and Infinity are refused; every failure is a ValueError."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _clean_loc(loc: tuple[str | int, ...]) -> list[str | int]:
@@ -279,23 +287,39 @@ def validate_body(body: Any) -> list[NewEvent]:
     return events
 
 
+def _checked_data(data_json: str, loc: tuple[str | int, ...]) -> str:
+    try:
+        size = len(data_json.encode())
+    except UnicodeEncodeError:
+        # Free-form JSON (a correction's data) can smuggle a lone surrogate in via "\ud800".
+        message = "strings must be valid Unicode (no lone surrogates)"
+        raise ValidationFailed(message, errors=[{"loc": [*loc, "data"], "msg": message}]) from None
+    if size > MAX_DATA_BYTES:
+        message = "at most 65536 bytes as canonical JSON"
+        raise ValidationFailed(
+            "event data is larger than 64 KiB", errors=[{"loc": [*loc, "data"], "msg": message}]
+        )
+    return data_json
+
+
+@functools.lru_cache(maxsize=4096)
+def _occurred(text: str) -> tuple[FuzzyDate, str]:
+    occurred = FuzzyDate.parse(text)
+    return occurred, canonical(occurred.as_json())
+
+
 def prepare(model: Any, loc: tuple[str | int, ...]) -> NewEvent:
     """Apply defaults and compute the canonical parts of one validated EventIn."""
-    occurred = FuzzyDate.parse(model.occurred)
+    occurred, occurred_json = _occurred(model.occurred)
     data = model.data.model_dump(exclude_none=True)
-    data_json = canonical(data)
-    if len(data_json.encode()) > MAX_DATA_BYTES:
-        raise ValidationFailed(
-            "event data is larger than 64 KiB",
-            errors=[{"loc": [*loc, "data"], "msg": "at most 65536 bytes as canonical JSON"}],
-        )
+    data_json = _checked_data(canonical(data), loc)
     source = model.source.model_dump(exclude_none=True) if model.source is not None else None
     return NewEvent(
         id=model.id or str(uuid.uuid4()),
         type=model.type,
         company=model.company,
         occurred=occurred,
-        occurred_json=canonical(occurred.as_json()),
+        occurred_json=occurred_json,
         data=data,
         data_json=data_json,
         source_json=canonical(source) if source is not None else None,
@@ -319,11 +343,7 @@ def correct_against(event: NewEvent, target_type: str) -> NewEvent:
         ) from None
     data = {**event.data, "data": normalized.model_dump(exclude_none=True)}
     fixed = event.with_data(data)
-    if len(fixed.data_json.encode()) > MAX_DATA_BYTES:
-        raise ValidationFailed(
-            "event data is larger than 64 KiB",
-            errors=[{"loc": [*event.loc, "data"], "msg": "at most 65536 bytes as canonical JSON"}],
-        )
+    _checked_data(fixed.data_json, event.loc)
     return fixed
 
 

@@ -3,14 +3,16 @@ required fields enforced, strings and lists capped."""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     model_validator,
 )
@@ -20,6 +22,7 @@ from events.dates import FuzzyDate
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 
 
+@functools.lru_cache(maxsize=4096)
 def _fuzzy(value: str) -> str:
     FuzzyDate.parse(value)
     return value
@@ -119,7 +122,7 @@ class StatementMade(Payload):
 class EventCorrected(Payload):
     target: EventId
     occurred: Fuzzy | None = None
-    data: dict[str, Any] | None = None
+    data: dict[str, JsonValue] | None = None
     confidence: Confidence | None = None
 
     @model_validator(mode="after")

@@ -162,3 +162,13 @@ def test_assembled_json_is_canonical(
     assert recorded.to_json() == canonical(parsed)
     del parsed["hash"]
     assert recorded.hashed_json() == canonical(parsed)
+
+
+def test_lone_surrogates_are_refused_not_a_crash() -> None:
+    target = event_in()["id"]
+    for payload in ({"\ud800": 1}, {"model": ["\udc00"]}):
+        raw = json.dumps(event_in(type="event.corrected", data={"target": target, "data": payload}))
+        assert errors_of(json.loads(raw))[0]["loc"][:2] == ["body", "data"]
+    for text in ("\ud800", "ok\udfff"):
+        errors_of(event_in(type="ceo.letter", data={"author": text, "summary": "s"}))
+        errors_of(event_in(source={"quote": text}))

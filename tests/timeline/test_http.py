@@ -333,3 +333,22 @@ async def test_openapi_describes_every_endpoint(api: Api) -> None:
 
     for ref in refs(document):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+async def test_hostile_bodies_get_422_not_500(api: Api) -> None:
+    target = event_in()["id"]
+    deep = {"type": "event.corrected", "company": "a", "occurred": "2023"}
+    for raw in (
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        b"\xff\xfe{}",
+        json.dumps({**deep, "data": {"target": target, "data": {"x": [[[[[[1]]]]]] * 10}}})
+        .encode()
+        .replace(b"1", b"[" * 5000 + b"1" + b"]" * 5000, 1),
+    ):
+        response = await api.client.post(
+            "/v1/events",
+            data=io.BytesIO(raw),
+            headers={**api.auth(), "Content-Type": "application/json"},
+        )
+        await problem(response, 422, "validation")
