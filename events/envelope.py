@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import uuid
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from events import types as t
@@ -27,6 +28,21 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 def canonical(value: Any) -> str:
     """The one JSON text of a value: keys sorted at every level, no spaces, UTF-8 as is."""
     return _CANONICAL.encode(value)
+
+
+def canonical_without_floats(value: Any) -> str:
+    """canonical(), ten times faster, for values known to hold no float: orjson writes strings,
+    integers and sorted keys exactly as the json module does, but floats differently."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def new_id() -> str:
+    """A random (version 4) UUID, lowercase and hyphenated, at a third of uuid4()'s cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    hexits = raw.hex()
+    return f"{hexits[:8]}-{hexits[8:12]}-{hexits[12:16]}-{hexits[16:20]}-{hexits[20:]}"
 
 
 def chain(previous: str, entry: str) -> str:
@@ -265,17 +281,19 @@ def validate_body(body: Any) -> list[NewEvent]:
     """One EventIn or {"events": [...]} → the NewEvents, or ValidationFailed (422)."""
     try:
         if isinstance(body, dict) and "events" in body:
-            models = list(_batch.validate_python(body).events)
-            locs: list[tuple[str | int, ...]] = [("body", "events", i) for i in range(len(models))]
+            # One dump for the whole batch: far cheaper than one per event.
+            batch = _batch.validate_python(body)
+            dumped = _batch.dump_python(batch, exclude_none=True)["events"]
+            locs: list[tuple[str | int, ...]] = [("body", "events", i) for i in range(len(dumped))]
         else:
-            models = [_single.validate_python(body)]
+            dumped = [_single.dump_python(_single.validate_python(body), exclude_none=True)]
             locs = [("body",)]
     except ValidationError as exc:
         raise ValidationFailed(
             "the request body is not a valid event or batch",
             errors=validation_errors(exc, ["body"]),
         ) from None
-    events = [prepare(model, loc) for model, loc in zip(models, locs, strict=True)]
+    events = [prepare(event, loc) for event, loc in zip(dumped, locs, strict=True)]
     seen: set[str] = set()
     for event in events:
         if event.id in seen:
@@ -308,23 +326,23 @@ def _occurred(text: str) -> tuple[FuzzyDate, str]:
     return occurred, canonical(occurred.as_json())
 
 
-def prepare(model: Any, loc: tuple[str | int, ...]) -> NewEvent:
-    """Apply defaults and compute the canonical parts of one validated EventIn."""
-    occurred, occurred_json = _occurred(model.occurred)
-    data = model.data.model_dump(exclude_none=True)
-    data_json = _checked_data(canonical(data), loc)
-    source = model.source.model_dump(exclude_none=True) if model.source is not None else None
+def prepare(event: dict[str, Any], loc: tuple[str | int, ...]) -> NewEvent:
+    """Apply defaults and compute the canonical parts of one validated, dumped EventIn."""
+    occurred, occurred_json = _occurred(event["occurred"])
+    data = event["data"]
+    encode = canonical if event["type"] in t.MAY_HOLD_FLOATS else canonical_without_floats
+    source = event.get("source")
     return NewEvent(
-        id=model.id or str(uuid.uuid4()),
-        type=model.type,
-        company=model.company,
+        id=event.get("id") or new_id(),
+        type=event["type"],
+        company=event["company"],
         occurred=occurred,
         occurred_json=occurred_json,
         data=data,
-        data_json=data_json,
-        source_json=canonical(source) if source is not None else None,
-        confidence=model.confidence,
-        expected_version=model.expected_version,
+        data_json=_checked_data(encode(data), loc),
+        source_json=canonical_without_floats(source) if source is not None else None,
+        confidence=event["confidence"],
+        expected_version=event.get("expected_version"),
         loc=loc,
     )
 

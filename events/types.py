@@ -155,5 +155,7 @@ PAYLOADS: dict[str, type[Payload]] = {
     "event.retracted": EventRetracted,
     "event.reinstated": EventReinstated,
 }
+# The only payloads with a float anywhere in them (Number fields, free-form corrections).
+MAY_HOLD_FLOATS = frozenset({"financial.report", "event.corrected"})
 AMENDMENTS = frozenset({"event.corrected", "event.retracted", "event.reinstated"})
 EVENT_TYPES = frozenset(PAYLOADS)

@@ -2,13 +2,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.envelope import GENESIS, RecordedEvent, canonical, chain, validate_body
+from events.envelope import (
+    GENESIS,
+    RecordedEvent,
+    canonical,
+    canonical_without_floats,
+    chain,
+    new_id,
+    validate_body,
+)
 from events.errors import ValidationFailed
 from tests.factories import event_in
 
@@ -172,3 +181,39 @@ def test_lone_surrogates_are_refused_not_a_crash() -> None:
     for text in ("\ud800", "ok\udfff"):
         errors_of(event_in(type="ceo.letter", data={"author": text, "summary": "s"}))
         errors_of(event_in(source={"quote": text}))
+
+
+_float_free = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_float_free)
+def test_the_fast_encoder_is_canonical_for_float_free_values(value: Any) -> None:
+    assert canonical_without_floats(value) == canonical(value)
+
+
+def test_float_free_types_have_no_float_fields() -> None:
+    from events.types import MAY_HOLD_FLOATS, PAYLOADS
+
+    def has_float(schema: Any) -> bool:
+        if isinstance(schema, dict):
+            if schema.get("type") == "number" or schema == {}:
+                return True
+            return any(has_float(value) for value in schema.values())
+        if isinstance(schema, list):
+            return any(has_float(value) for value in schema)
+        return False
+
+    for name, payload in PAYLOADS.items():
+        assert has_float(payload.model_json_schema()) == (name in MAY_HOLD_FLOATS), name
+
+
+def test_new_ids_are_version_4_uuids() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        assert str(uuid.UUID(value)) == value
+        assert uuid.UUID(value).version == 4
