@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from events.sqlite import SQLiteEventStore, Synchronous
-from events.store import EventStore
+from events.store import EventStore, Projection
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -15,10 +17,14 @@ def sqlite_path(url: str) -> str:
     return url[len(SQLITE_PREFIX) :]
 
 
-async def open_store(url: str, *, synchronous: Synchronous = "FULL") -> EventStore:
-    """Open (creating if needed) the store a URL names."""
+async def open_store(
+    url: str, *, synchronous: Synchronous = "FULL", projections: Sequence[Projection] = ()
+) -> EventStore:
+    """Open (creating if needed) the store a URL names, with the projections it keeps."""
     if url.startswith("sqlite:"):
-        return await SQLiteEventStore.open(sqlite_path(url), synchronous=synchronous)
+        return await SQLiteEventStore.open(
+            sqlite_path(url), synchronous=synchronous, projections=projections
+        )
     if url.startswith(("postgresql:", "postgres:")):
         raise ValueError("the PostgreSQL backend is not available in this version; use sqlite:///")
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path.db")

@@ -246,7 +246,12 @@ class RecordedEvent:
 
     @property
     def data(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.data_json)
+        value: dict[str, Any] = orjson.loads(self.data_json)
+        return value
+
+    @property
+    def occurred(self) -> dict[str, Any]:
+        value: dict[str, Any] = orjson.loads(self.occurred_json)
         return value
 
 

@@ -14,7 +14,15 @@ import aiosqlite
 
 from events.envelope import NewEvent, RecordedEvent
 from events.errors import StoreError, TimelineError
-from events.store import Appended, EventStore, GroupPlan, Head, timestamp
+from events.store import (
+    Appended,
+    EventStore,
+    GroupPlan,
+    Head,
+    Projection,
+    Transaction,
+    timestamp,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -33,6 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
     hash       TEXT NOT NULL,
     UNIQUE (company, version)
 );
+CREATE INDEX IF NOT EXISTS events_recorded ON events (recorded);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -74,18 +83,46 @@ async def _translated() -> AsyncIterator[None]:
         raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc
 
 
+class _Tx:
+    """A Transaction on an aiosqlite connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._db.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._db.executemany(sql, rows)
+
+
 class SQLiteEventStore(EventStore):
     """The log in one SQLite file: a writer connection that serializes appends with
     BEGIN IMMEDIATE (so other processes on the same file queue behind it) and a reader."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        projections: Sequence[Projection],
+    ) -> None:
         self._writer = writer
         self._reader = reader
+        self._projections = list(projections)
         # One transaction at a time on the writer connection, whoever calls.
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path, *, synchronous: Synchronous = "FULL") -> SQLiteEventStore:
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "FULL",
+        projections: Sequence[Projection] = (),
+    ) -> SQLiteEventStore:
         target = str(path)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -95,37 +132,51 @@ class SQLiteEventStore(EventStore):
             await writer.execute("PRAGMA journal_mode = WAL")
             await writer.execute(f"PRAGMA synchronous = {synchronous}")
             await writer.executescript(SCHEMA)
+            for projection in projections:
+                await writer.executescript(";\n".join(projection.schema()))
             reader = await aiosqlite.connect(target, isolation_level=None)
             await reader.execute("PRAGMA busy_timeout = 10000")
             await reader.execute("PRAGMA query_only = 1")
-        return cls(writer, reader)
+        return cls(writer, reader, projections)
 
     async def close(self) -> None:
         await self._reader.close()
         await self._writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        db = self._writer
+        async with self._write_lock, _translated():
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(db)
+                await db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with _translated():
+            return [tuple(row) for row in await self._reader.execute_fetchall(sql, params)]
 
     async def append_many(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> list[Appended | TimelineError]:
         db = self._writer
         ids, companies = GroupPlan.lookups(batches)
-        async with self._write_lock, _translated():
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                plan = GroupPlan(
-                    head=await self._head(db),
-                    known=await self._lookup(db, ids),
-                    versions=await self._versions(db, companies),
-                    now=timestamp(),
-                )
-                results = [plan.add(batch) for batch in batches]
-                if plan.rows:
-                    await db.executemany(INSERT, [_row(event) for event in plan.rows])
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
+        async with self.transaction() as tx:
+            plan = GroupPlan(
+                head=await self._head(db),
+                known=await self._lookup(db, ids),
+                versions=await self._versions(db, companies),
+                now=timestamp(),
+            )
+            results = [plan.add(batch) for batch in batches]
+            if plan.rows:
+                await db.executemany(INSERT, [_row(event) for event in plan.rows])
+                for projection in self._projections:
+                    await projection.apply(tx, plan.rows)
         return results
 
     async def _lookup(
@@ -186,6 +237,20 @@ class SQLiteEventStore(EventStore):
         async with _translated():
             rows = await self._reader.execute_fetchall(sql, params)
         return [RecordedEvent(*row) for row in rows]
+
+    async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        found: list[RecordedEvent] = []
+        wanted = sorted(set(positions))
+        async with _translated():
+            for start in range(0, len(wanted), MAX_VARIABLES):
+                chunk = wanted[start : start + MAX_VARIABLES]
+                rows = await self._reader.execute_fetchall(
+                    f"SELECT {COLUMNS} FROM events WHERE position IN ({_marks(chunk)}) "
+                    "ORDER BY position",
+                    chunk,
+                )
+                found.extend(RecordedEvent(*row) for row in rows)
+        return found
 
     async def get(self, event_id: str) -> RecordedEvent | None:
         async with _translated():

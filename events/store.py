@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from events.envelope import GENESIS, NewEvent, RecordedEvent, chain, correct_against
 from events.errors import IdConflict, TimelineError, ValidationFailed, VersionConflict
@@ -27,6 +29,34 @@ class Appended:
 
     events: list[RecordedEvent]
     created: bool
+
+
+class Transaction(Protocol):
+    """SQL inside the store's open transaction, with `?` placeholders. Projections write their
+    tables through this, never through a driver."""
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+class Projection(Protocol):
+    """A read model kept in the log's database and written in the same transaction as the
+    entries it folds, so no reader sees an entry whose projection is missing."""
+
+    def schema(self) -> Sequence[str]:
+        """Statements creating its tables and indexes (idempotent)."""
+        ...
+
+    def drop(self) -> Sequence[str]:
+        """Statements dropping its tables (for a rebuild)."""
+        ...
+
+    async def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        """Fold newly appended entries, given in position order."""
+        ...
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -70,8 +100,20 @@ class EventStore(ABC):
         """One entry by id."""
 
     @abstractmethod
+    async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        """The entries at these positions, in position order."""
+
+    @abstractmethod
     async def head(self) -> Head:
         """The last entry, or position 0 on an empty log."""
+
+    @abstractmethod
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only statement (`?` placeholders) on a consistent snapshot of the database."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """An exclusive write transaction, committed on exit, rolled back on error."""
 
     @abstractmethod
     async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:

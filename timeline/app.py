@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from events.backends import open_store
 from events.writer import GroupWriter
+from projections.rebuild import ensure_built, projections
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
@@ -18,6 +20,7 @@ from timeline.problems import problems
 from timeline.routes import ENDPOINTS
 
 VERSION = "0.1.0"
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -27,7 +30,11 @@ def openapi_document() -> dict[str, Any]:
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await open_store(settings.db, synchronous=settings.sqlite_synchronous)
+    store = await open_store(
+        settings.db, synchronous=settings.sqlite_synchronous, projections=projections()
+    )
+    if await ensure_built(store, projections()):
+        log.info("built the projections of an existing log")
     if settings.bootstrap_token is not None:
         await store.add_token(
             digest(settings.bootstrap_token.get_secret_value()), "admin", "bootstrap"

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from events.backends import open_store
 from events.store import EventStore
+from projections.rebuild import projections
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
@@ -25,7 +26,9 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 async def _open(settings: Settings) -> EventStore:
-    return await open_store(settings.db, synchronous=settings.sqlite_synchronous)
+    return await open_store(
+        settings.db, synchronous=settings.sqlite_synchronous, projections=projections()
+    )
 
 
 async def _first_token(settings: Settings) -> str | None:

@@ -90,3 +90,81 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[ErrorItem] | None = None
+
+
+class KnownAt(_Out):
+    """The point of transaction time an answer uses: log position S and its record time."""
+
+    position: int
+    recorded: str | None
+
+
+class Item(BaseModel):
+    """A fact in a company's state: the event's id, occurred and confidence plus its data
+    fields (`model`, `name`, `author`, `period`, `metrics`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    occurred: Occurred
+    confidence: Confidence
+
+
+class PossibleItem(Item):
+    """A fact that may or may not have happened by `as_of` (its date range straddles it)."""
+
+    type: str
+
+
+class CompanyState(_Out):
+    """A company as of a date (valid time), as known at a log position (transaction time)."""
+
+    company: str
+    name: str
+    aliases: list[str]
+    as_of: str
+    known_at: KnownAt
+    version: int
+    models: list[Item]
+    teams: list[Item]
+    filings: list[Item]
+    letters: list[Item]
+    statements: list[Item]
+    integrations: list[Item]
+    financials: list[Item]
+    possible: list[PossibleItem]
+
+
+class CompanySummary(_Out):
+    company: str
+    name: str
+    events: int = Field(description="Effective, non-retracted, non-amendment events")
+    first: Occurred | None
+    last: Occurred | None
+
+
+class CompanyList(_Out):
+    """Every company with an entry known at S."""
+
+    companies: list[CompanySummary]
+    known_at: KnownAt
+
+
+class TimelineEvent(RecordedEvent):
+    """An event in effective form (corrections applied) with its status as of the date."""
+
+    status: Literal["definite", "possible"]
+
+
+class CompanyTimeline(_Out):
+    events: list[TimelineEvent]
+    as_of: str
+    known_at: KnownAt
+
+
+class ChronologyPage(_Out):
+    """Effective events of every company in valid-time order (lo, hi, position)."""
+
+    events: list[RecordedEvent]
+    next_cursor: str | None
+    known_at: KnownAt

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from events.envelope import (
@@ -18,6 +21,8 @@ from events.envelope import (
 from events.errors import BadRequest, NotFound, TooLarge, ValidationFailed
 from events.store import Appended
 from events.types import EVENT_TYPES, SLUG_PATTERN
+from projections import state
+from projections.chronology import Cursor, chronology
 from timeline import models
 from timeline.auth import Scope
 from timeline.config import MAX_BODY_BYTES
@@ -25,7 +30,12 @@ from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
 from timeline.openapi import Endpoint, Param
 
 _SLUG = re.compile(SLUG_PATTERN)
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def bad_query(name: str, message: str) -> BadRequest:
@@ -65,6 +75,10 @@ def query_types(request: web.Request) -> list[str]:
 
 def json_response(text: str, status: int = 200) -> web.Response:
     return web.Response(status=status, body=text.encode(), content_type="application/json")
+
+
+def orjson_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
 
 
 def event_list(events: Iterable[RecordedEvent]) -> str:
@@ -127,11 +141,128 @@ async def get_events(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     await authorize(request, "read")
     event_id = request.match_info["id"].lower()
-    event = await request.app[STORE].get(event_id) if _UUID.fullmatch(event_id) else None
+    store = request.app[STORE]
+    event = await store.get(event_id) if _UUID.fullmatch(event_id) else None
     if event is None:
         raise NotFound(f"no event with id {request.match_info['id']!r}")
-    effective = "null" if event.type.startswith("event.") else event.to_json()
-    return json_response(f'{{"event":{event.to_json()},"effective":{effective},"amendments":[]}}')
+    effective, amendments = await state.event_detail(store, event)
+    return json_response(
+        f'{{"event":{event.to_json()},'
+        f'"effective":{"null" if effective is None else effective.to_json()},'
+        f'"amendments":{event_list(amendments)}}}'
+    )
+
+
+def query_date(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if _DATE.fullmatch(raw) is None:
+        raise bad_query(name, "expected a date as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise bad_query(name, f"{raw!r} is not a calendar date") from None
+
+
+def query_as_of(request: web.Request) -> date:
+    return query_date(request, "as_of") or datetime.now(UTC).date()
+
+
+def query_known_at(request: web.Request) -> int | datetime | None:
+    raw = request.query.get("known_at")
+    if raw is None:
+        return None
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
+    if _TIME.fullmatch(raw) is None:
+        raise bad_query("known_at", "expected a log position or an RFC 3339 time with offset")
+    try:
+        return datetime.fromisoformat(raw.upper().replace(" ", "T"))
+    except ValueError:
+        raise bad_query("known_at", f"{raw!r} is not a valid time") from None
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise bad_query(name, "expected true or false")
+    return raw in ("true", "1")
+
+
+def company_param(request: web.Request) -> str:
+    company = request.match_info["company"]
+    if _SLUG.fullmatch(company) is None:
+        raise NotFound(f"no company {company!r}: company names are slugs like 'alibaba'")
+    return company
+
+
+async def get_companies(request: web.Request) -> web.Response:
+    await authorize(request, "read")
+    known, found = await state.companies(request.app[STORE], query_known_at(request))
+    return orjson_response({"companies": found, "known_at": known.as_json()})
+
+
+async def get_company(request: web.Request) -> web.Response:
+    await authorize(request, "read")
+    company, as_of = company_param(request), query_as_of(request)
+    include_possible = query_bool(request, "include_possible")
+    store = request.app[STORE]
+    known = await state.resolve(store, query_known_at(request))
+    found = await state.company_state(
+        store, company, as_of, known, include_possible=include_possible
+    )
+    if found is None:
+        raise NotFound(f"no event of company {company!r} is known at position {known.position}")
+    return orjson_response(found)
+
+
+async def get_company_timeline(request: web.Request) -> web.Response:
+    await authorize(request, "read")
+    company, as_of = company_param(request), query_as_of(request)
+    store = request.app[STORE]
+    known = await state.resolve(store, query_known_at(request))
+    found = await state.timeline(store, company, as_of, known)
+    if found is None:
+        raise NotFound(f"no event of company {company!r} is known at position {known.position}")
+    events = ",".join(f'{event.to_json()[:-1]},"status":"{status}"}}' for event, status in found)
+    return json_response(
+        f'{{"events":[{events}],"as_of":"{as_of.isoformat()}",'
+        f'"known_at":{orjson.dumps(known.as_json()).decode()}}}'
+    )
+
+
+async def get_chronology(request: web.Request) -> web.Response:
+    await authorize(request, "read")
+    start, end = query_date(request, "from"), query_date(request, "to")
+    if start is not None and end is not None and start > end:
+        raise bad_query("from", "from is after to")
+    limit = query_int(request, "limit", 100, 1, 1000)
+    companies, types = query_companies(request), query_types(request)
+    store = request.app[STORE]
+    raw_cursor = request.query.get("cursor")
+    cursor = Cursor.decode(raw_cursor) if raw_cursor is not None else None
+    if cursor is None:
+        known = await state.resolve(store, query_known_at(request))
+    elif cursor.known_at > (await store.head()).position:
+        raise bad_query("cursor", "the cursor is not one this server issued")
+    else:
+        known = await state.resolve(store, cursor.known_at)
+    events, following = await chronology(
+        store,
+        known,
+        start=start,
+        end=end,
+        companies=companies,
+        types=types,
+        limit=limit,
+        after=cursor,
+    )
+    next_cursor = "null" if following is None else f'"{following.encode()}"'
+    return json_response(
+        f'{{"events":{event_list(events)},"next_cursor":{next_cursor},'
+        f'"known_at":{orjson.dumps(known.as_json()).decode()}}}'
+    )
 
 
 async def get_digest(request: web.Request) -> web.Response:
@@ -160,6 +291,19 @@ _LIMIT = Param(
 _COMPANY = Param("company", {"type": "string", "pattern": SLUG_PATTERN}, "Company filter", True)
 _TYPE = Param("type", {"type": "string", "enum": sorted(EVENT_TYPES)}, "Event type filter", True)
 _ID = Param("id", {"type": "string", "format": "uuid"}, "Event id", where="path")
+_COMPANY_PATH = Param(
+    "company", {"type": "string", "pattern": SLUG_PATTERN}, "Company", where="path"
+)
+_AS_OF = Param("as_of", {"type": "string", "format": "date"}, "Valid time (default: today, UTC)")
+_KNOWN_AT = Param(
+    "known_at",
+    {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "date-time"}]},
+    "Transaction time: a log position or an RFC 3339 time (default: the head)",
+)
+_POSSIBLE = Param("include_possible", {"type": "boolean"}, "Fold possible events into the lists")
+_FROM = Param("from", {"type": "string", "format": "date"}, "Events whose range meets [from, to]")
+_TO = Param("to", {"type": "string", "format": "date"}, "Events whose range meets [from, to]")
+_CURSOR = Param("cursor", {"type": "string"}, "next_cursor of the previous page")
 
 ENDPOINTS = [
     Endpoint(
@@ -189,6 +333,42 @@ ENDPOINTS = [
         responses={200: models.EventDetail},
         params=(_ID,),
         errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/companies",
+        get_companies,
+        "Every company known at S, with its event count and first and last dates",
+        responses={200: models.CompanyList},
+        params=(_KNOWN_AT,),
+        errors=(400, 409),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/companies/{company}",
+        get_company,
+        "A company's state as of a date, as known at a time or position",
+        responses={200: models.CompanyState},
+        params=(_COMPANY_PATH, _AS_OF, _KNOWN_AT, _POSSIBLE),
+        errors=(400, 404, 409),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/companies/{company}/timeline",
+        get_company_timeline,
+        "A company's effective events begun by as_of, in valid-time order",
+        responses={200: models.CompanyTimeline},
+        params=(_COMPANY_PATH, _AS_OF, _KNOWN_AT),
+        errors=(400, 404, 409),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/chronology",
+        get_chronology,
+        "Every company's effective events in valid-time order, paged",
+        responses={200: models.ChronologyPage},
+        params=(_FROM, _TO, _COMPANY, _TYPE, _KNOWN_AT, _LIMIT, _CURSOR),
+        errors=(400, 409),
     ),
     Endpoint("GET", "/v1/digest", get_digest, "The head of the hash chain", {200: models.Digest}),
     Endpoint("GET", "/healthz", get_health, "Liveness and the head position", {200: models.Health}),

@@ -1,0 +1,195 @@
+"""Reading the temporal index: known-at resolution, company state, timeline, the company list
+and an event's effective form. Each answer is an index range scan plus a fold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+from events.envelope import RecordedEvent
+from events.errors import PositionConflict
+from events.store import EventStore, timestamp
+from events.types import AMENDMENTS
+from projections.fold import Fact, Status, fold, range_status
+from projections.temporal import FactRow, Summary
+
+# The effective form of an event: the log entry with its fact's occurred, data and confidence.
+EFFECTIVE_COLUMNS = (
+    "e.id, e.type, e.company, f.occurred, f.lo, f.hi, f.data, e.source, f.confidence, "
+    "e.position, e.version, e.recorded, e.hash"
+)
+LIVE_AT = "f.retracted = 0 AND f.sys_from <= ? AND (f.sys_to IS NULL OR f.sys_to > ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAt:
+    """A point of transaction time: the log position S and when it was recorded."""
+
+    position: int
+    recorded: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"position": self.position, "recorded": self.recorded}
+
+
+async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt:
+    """known_at (a position, an aware time, or None for the head) → the position S it means."""
+    head = await store.head()
+    if known_at is None:
+        return KnownAt(head.position, head.recorded)
+    if isinstance(known_at, int):
+        if known_at > head.position:
+            raise PositionConflict(
+                f"position {known_at} is past the head of the log ({head.position})",
+                head=head.position,
+            )
+        position = known_at
+        rows = await store.query(
+            "SELECT position, recorded FROM events WHERE position = ?", (position,)
+        )
+    else:
+        if known_at > datetime.now(UTC):
+            raise PositionConflict(
+                "known_at is in the future; nothing is known there yet", head=head.position
+            )
+        rows = await store.query(
+            "SELECT position, recorded FROM events WHERE recorded <= ? "
+            "ORDER BY position DESC LIMIT 1",
+            (timestamp(known_at),),
+        )
+    return KnownAt(*rows[0]) if rows else KnownAt(0, None)
+
+
+def _fact(row: tuple[Any, ...]) -> Fact:
+    event_id, type_, company, occurred, data, confidence, position = row
+    return Fact(
+        event_id, type_, company, orjson.loads(occurred), orjson.loads(data), confidence, position
+    )
+
+
+async def company_version(store: EventStore, company: str, known: KnownAt) -> int:
+    rows = await store.query(
+        "SELECT version FROM events WHERE company = ? AND position <= ? "
+        "ORDER BY version DESC LIMIT 1",
+        (company, known.position),
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+async def company_state(
+    store: EventStore, company: str, as_of: date, known: KnownAt, *, include_possible: bool
+) -> dict[str, Any] | None:
+    """GET /v1/companies/{company}; None when the company has no entry known at S."""
+    version = await company_version(store, company, known)
+    if version == 0:
+        return None
+    rows = await store.query(
+        "SELECT f.event_id, f.type, f.company, f.occurred, f.data, f.confidence, f.position "
+        f"FROM facts f WHERE f.company = ? AND f.lo <= ? AND {LIVE_AT} "
+        "ORDER BY f.lo, f.hi, f.position",
+        (company, as_of.isoformat(), known.position, known.position),
+    )
+    state = fold(company, map(_fact, rows), as_of, include_possible=include_possible)
+    head = {
+        "company": company,
+        "name": state.pop("name"),
+        "aliases": state.pop("aliases"),
+        "as_of": as_of.isoformat(),
+        "known_at": known.as_json(),
+        "version": version,
+    }
+    del state["company"]
+    return head | state
+
+
+async def timeline(
+    store: EventStore, company: str, as_of: date, known: KnownAt
+) -> list[tuple[RecordedEvent, Status]] | None:
+    """GET /v1/companies/{company}/timeline: effective events begun by as_of, with status."""
+    if await company_version(store, company, known) == 0:
+        return None
+    rows = await store.query(
+        f"SELECT {EFFECTIVE_COLUMNS} FROM facts f JOIN events e ON e.position = f.position "
+        f"WHERE f.company = ? AND f.lo <= ? AND {LIVE_AT} ORDER BY f.lo, f.hi, f.position",
+        (company, as_of.isoformat(), known.position, known.position),
+    )
+    found = []
+    for row in rows:
+        event = RecordedEvent(*row)
+        found.append((event, range_status(event.lo, event.hi, as_of) or "possible"))
+    return found
+
+
+async def companies(
+    store: EventStore, known_at: int | datetime | None
+) -> tuple[KnownAt, list[Any]]:
+    """GET /v1/companies: from the summary kept at the head, or recounted for an older S."""
+    rows = await store.query(
+        "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1), "
+        "(SELECT recorded FROM events ORDER BY position DESC LIMIT 1), "
+        "company, events, first_occurred, last_occurred, name FROM companies ORDER BY company"
+    )
+    head = KnownAt(rows[0][0], rows[0][1]) if rows else KnownAt(0, None)
+    known = head if known_at is None else await resolve(store, known_at)
+    if known.position == head.position:
+        summaries = [
+            {
+                "company": company,
+                "name": name or company,
+                "events": events,
+                "first": orjson.loads(first) if first else None,
+                "last": orjson.loads(last) if last else None,
+            }
+            for _, _, company, events, first, last, name in rows
+        ]
+        return known, summaries
+    return known, await _recount(store, known)
+
+
+async def _recount(store: EventStore, known: KnownAt) -> list[dict[str, Any]]:
+    names = await store.query(
+        "SELECT DISTINCT company FROM events WHERE position <= ? ORDER BY company",
+        (known.position,),
+    )
+    summaries = {name: Summary(name) for (name,) in names}
+    live = await store.query(
+        "SELECT f.event_id, f.company, f.type, f.position, f.lo, f.hi, f.occurred, f.data, "
+        f"f.confidence, f.retracted, f.sys_from, f.sys_to FROM facts f WHERE {LIVE_AT}",
+        (known.position, known.position),
+    )
+    for row in live:
+        summaries[row[1]].add(FactRow(*row))
+    return [
+        {
+            "company": s.company,
+            "name": s.name or s.company,
+            "events": s.events,
+            "first": orjson.loads(s.first[3]) if s.first else None,
+            "last": orjson.loads(s.last[3]) if s.last else None,
+        }
+        for s in summaries.values()
+    ]
+
+
+async def event_detail(
+    store: EventStore, event: RecordedEvent
+) -> tuple[RecordedEvent | None, list[RecordedEvent]]:
+    """An event's effective form at the head (None: retracted) and the amendments on it."""
+    if event.type in AMENDMENTS:
+        return None, []
+    versions = await store.query(
+        "SELECT sys_from, retracted, occurred, lo, hi, data, confidence FROM facts "
+        "WHERE event_id = ? ORDER BY sys_from",
+        (event.id,),
+    )
+    amendments = await store.at([row[0] for row in versions[1:]])
+    _, retracted, occurred, lo, hi, data, confidence = versions[-1]
+    if retracted:
+        return None, amendments
+    effective = replace(
+        event, occurred_json=occurred, lo=lo, hi=hi, data_json=data, confidence=confidence
+    )
+    return effective, amendments
