@@ -1,0 +1,260 @@
+"""Property: for generated logs (late, fuzzy, approximate, corrected, retracted, reinstated
+events over several companies) the HTTP answers equal the from-scratch oracle's, at random
+as-of dates and known-at positions, before and after a rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from projections import reference
+from projections.rebuild import projections, rebuild
+from tests.factories import event_in
+from timeline.app import create_app
+from timeline.config import Settings
+from timeline.keys import STORE
+
+TOKEN = "tl_oracle"
+COMPANIES = ["alibaba", "baidu", "tencent", "pinduoduo", "kuaishou"]
+KINDS = [
+    "company.registered",
+    "model.launched",
+    "team.formed",
+    "ceo.letter",
+    "financial.report",
+    "event.corrected",
+    "event.retracted",
+    "event.reinstated",
+]
+
+
+@st.composite
+def fuzzy_dates(draw: st.DrawFn) -> str:
+    year = draw(st.integers(2021, 2024))
+    precision = draw(st.sampled_from(["year", "quarter", "month", "day"]))
+    mark = draw(st.sampled_from(["", "", "", "~", "?"]))
+    month = draw(st.integers(1, 12))
+    if precision == "year":
+        text = f"{year}"
+    elif precision == "quarter":
+        text = f"{year}-Q{(month - 1) // 3 + 1}"
+    elif precision == "month":
+        text = f"{year}-{month:02d}"
+    else:
+        text = f"{year}-{month:02d}-{draw(st.integers(1, 28)):02d}"
+    return text + mark
+
+
+def payload(kind: str, n: int) -> dict[str, Any]:
+    return {
+        "company.registered": {"name": f"Name {n}", "aliases": [f"alias {n}"]},
+        "model.launched": {"model": f"Model {n % 7}", "stage": "public"},
+        "team.formed": {"name": f"Team {n}", "headcount": n},
+        "ceo.letter": {"author": f"CEO {n}", "summary": f"letter {n}"},
+        "financial.report": {
+            "period": "2023-Q3",
+            "metrics": [{"name": "revenue", "value": n + 0.5, "yoy_pct": 20}],
+        },
+    }[kind]
+
+
+Op = tuple[str, int, str, str, int, int]
+ops = st.tuples(
+    st.sampled_from(KINDS),
+    st.integers(0, len(COMPANIES) - 1),
+    fuzzy_dates(),
+    st.sampled_from(["confirmed", "reported", "rumored"]),
+    st.integers(0, 10**6),
+    st.integers(0, 2),
+)
+
+
+def build_log(plan: list[Op]) -> list[list[dict[str, Any]]]:
+    """Turn drawn operations into EventIn batches; amendments pick an existing target."""
+    originals: dict[str, list[tuple[str, str]]] = {c: [] for c in COMPANIES}
+    batches: list[list[dict[str, Any]]] = [[]]
+    for n, (kind, company_index, occurred, confidence, pick, split) in enumerate(plan):
+        company = COMPANIES[company_index]
+        targets = originals[company]
+        if kind.startswith("event.") and targets:
+            target_id, target_kind = targets[pick % len(targets)]
+            if kind == "event.corrected":
+                change: dict[str, Any] = {"target": target_id}
+                if pick % 3 != 1:
+                    change["occurred"] = occurred
+                if pick % 3 != 0:
+                    change["data"] = payload(target_kind, n)
+                if pick % 4 == 0:
+                    change["confidence"] = confidence
+                data = change
+            else:
+                data = {"target": target_id, "reason": f"reason {n}"}
+            body = event_in(company=company, type=kind, occurred=occurred, data=data)
+        else:
+            kind = kind if not kind.startswith("event.") else "model.launched"
+            body = event_in(
+                company=company,
+                type=kind,
+                occurred=occurred,
+                data=payload(kind, n),
+                confidence=confidence,
+            )
+            targets.append((body["id"], kind))
+        batches[-1].append(body)
+        if split == 0:
+            batches.append([])
+    return [batch for batch in batches if batch]
+
+
+def strip(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k not in ("as_of", "known_at")}
+
+
+async def check(plan: list[Op], queries: list[tuple[date, int, int]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        db = f"sqlite:///{Path(folder) / 'oracle.db'}"
+        app = create_app(Settings(db=db, bootstrap_token=TOKEN))
+        async with TestClient(TestServer(app)) as client:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            for batch in build_log(plan):
+                response = await client.post("/v1/events", json={"events": batch}, headers=headers)
+                assert response.status == 201, await response.text()
+            log = await app[STORE].read(limit=100_000)
+            assert len(log) == len(plan)
+
+            async def answers() -> list[Any]:
+                found = []
+                for as_of, known_fraction, pick in queries:
+                    known = len(log) * known_fraction // 100
+                    found.append(await compare(client, log, as_of, known, pick))
+                return found
+
+            before = await answers()
+            assert await rebuild(app[STORE], projections()) == len(log)
+            assert await answers() == before
+
+
+async def get(client: TestClient[Any, Any], path: str, **query: Any) -> tuple[int, Any]:
+    response = await client.get(path, params={k: str(v) for k, v in query.items()})
+    return response.status, await response.json()
+
+
+async def compare(
+    client: TestClient[Any, Any], log: list[Any], as_of: date, known: int, pick: int
+) -> Any:
+    answers: list[Any] = []
+    company = [*COMPANIES, "nobody"][pick % (len(COMPANIES) + 1)]
+    possible = pick % 2 == 0
+    status, state = await get(
+        client,
+        f"/v1/companies/{company}",
+        as_of=as_of,
+        known_at=known,
+        include_possible=str(possible).lower(),
+    )
+    expected = reference.company_state(log, company, as_of, known, include_possible=possible)
+    if expected is None:
+        assert status == 404
+    else:
+        assert status == 200, state
+        assert strip(state) == expected
+        assert state["known_at"]["position"] == known
+        assert state["as_of"] == as_of.isoformat()
+    answers.append(state)
+
+    status, page = await get(
+        client, f"/v1/companies/{company}/timeline", as_of=as_of, known_at=known
+    )
+    expected_timeline = reference.timeline(log, company, as_of, known)
+    if expected_timeline is None:
+        assert status == 404
+    else:
+        assert [(e["id"], e["status"]) for e in page["events"]] == expected_timeline
+        facts = reference.effective(log, known)
+        for event in page["events"]:
+            fact = facts[event["id"]]
+            assert fact is not None
+            assert (event["occurred"], event["data"], event["confidence"]) == (
+                fact.occurred,
+                fact.data,
+                fact.confidence,
+            )
+    answers.append(page)
+
+    status, listing = await get(client, "/v1/companies", known_at=known)
+    assert status == 200
+    assert listing["companies"] == reference.companies(log, known)
+    status, listing = await get(client, "/v1/companies")  # at the head: the kept summary
+    assert listing["companies"] == reference.companies(log, len(log))
+    answers.append(listing)
+
+    start = date(2022, 1 + pick % 12, 1) if pick % 3 else None
+    end = date(2023, 1 + pick % 12, 28) if pick % 5 else None
+    filters: dict[str, Any] = {"known_at": known, "limit": 7}
+    if start:
+        filters["from"] = start
+    if end:
+        filters["to"] = end
+    types = ["model.launched", "team.formed"] if pick % 7 == 0 else []
+    path = "/v1/chronology" + ("?type=model.launched&type=team.formed" if types else "")
+    seen: list[str] = []
+    while True:
+        status, chunk = await get(client, path, **filters)
+        assert status == 200, chunk
+        seen += [event["id"] for event in chunk["events"]]
+        if chunk["next_cursor"] is None:
+            break
+        filters["cursor"] = chunk["next_cursor"]
+    expected_ids = [
+        fact.id for fact in reference.chronology(log, known, start=start, end=end, types=types)
+    ]
+    assert seen == expected_ids
+    answers.append(seen)
+
+    event = log[pick % len(log)]
+    status, detail = await get(client, f"/v1/events/{event.id}")
+    facts = reference.effective(log, len(log))
+    amendments = [e.id for e in log if e.type.startswith("event.") and e.data["target"] == event.id]
+    assert [a["id"] for a in detail["amendments"]] == amendments
+    if event.type.startswith("event.") or facts[event.id] is None:
+        assert detail["effective"] is None
+    else:
+        fact = facts[event.id]
+        assert fact is not None
+        assert detail["effective"]["data"] == fact.data
+        assert detail["effective"]["occurred"] == fact.occurred
+    return answers
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+@given(
+    plan=st.lists(ops, min_size=200, max_size=240),
+    queries=st.lists(
+        st.tuples(
+            st.dates(date(2020, 6, 1), date(2025, 6, 1)),
+            st.integers(0, 100),
+            st.integers(0, 10**6),
+        ),
+        min_size=12,
+        max_size=12,
+    ),
+)
+def test_http_answers_equal_the_oracle(
+    plan: list[Op], queries: list[tuple[date, int, int]]
+) -> None:
+    asyncio.run(check(plan, queries))
