@@ -15,6 +15,7 @@ from events.errors import IdConflict, StoreError, ValidationFailed, VersionConfl
 from events.sqlite import SQLiteEventStore
 from events.store import EventStore
 from events.writer import GroupWriter
+from projections.rebuild import projections
 from tests.factories import batch, event_in, new
 
 
@@ -54,7 +55,9 @@ def _sqlite(path: Path) -> Backend:
             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
         )
 
-    return Backend(lambda: SQLiteEventStore.open(path), raw_sql, tamper, poison)
+    return Backend(
+        lambda: SQLiteEventStore.open(path, projections=projections()), raw_sql, tamper, poison
+    )
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
@@ -343,5 +346,6 @@ async def test_a_failed_commit_leaves_nothing_behind(store: EventStore, backend:
     assert all(isinstance(outcome, StoreError) for outcome in outcomes)
     assert await store.head() == before
     assert await store.get(innocent.id) is None
+    assert await store.query("SELECT COUNT(*) FROM facts") == [(1,)]  # nor any projection row
     after = await store.append([new(company="baidu")])
     assert after.events[0].position == 2

@@ -9,27 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientResponse
-
+from tests.api import AiohttpClient, Api, make_api, problem
 from tests.factories import event_in
-from tests.timeline.conftest import AiohttpClient, Api, make_api
 from timeline import models
 from timeline.keys import WRITER
-
-
-async def problem(response: ClientResponse, status: int, name: str) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    body: dict[str, Any] = await response.json()
-    assert body["type"] == f"urn:timeline:problem:{name}"
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    text = json.dumps(body)
-    assert "Traceback" not in text
-    assert "SELECT" not in text
-    models.Problem.model_validate(body)
-    return body
 
 
 async def test_append_one_and_read_it_back(api: Api) -> None:

@@ -1,13 +1,16 @@
+"""A real server on 127.0.0.1 for tests, with tokens of each scope, and problem checks."""
+
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
+from timeline import models
 from timeline.app import create_app
 from timeline.auth import create_token
 from timeline.config import Settings
@@ -45,6 +48,16 @@ async def make_api(aiohttp_client: AiohttpClient, tmp_path: Path, **settings: An
     return Api(client, tokens)
 
 
-@pytest.fixture
-async def api(aiohttp_client: AiohttpClient, tmp_path: Path) -> Api:
-    return await make_api(aiohttp_client, tmp_path)
+async def problem(response: ClientResponse, status: int, name: str) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    body: dict[str, Any] = await response.json()
+    assert body["type"] == f"urn:timeline:problem:{name}"
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    text = json.dumps(body)
+    assert "Traceback" not in text
+    assert "SELECT" not in text
+    models.Problem.model_validate(body)
+    return body
