@@ -39,12 +39,14 @@ def _sqlite(path: Path) -> Backend:
     def tamper(position: int) -> None:
         # Change one byte of the entry's data in the database file itself.
         with sqlite3.connect(path) as db:
-            (data,) = db.execute(
-                "SELECT data FROM events WHERE position = ?", (position,)
+            hi, data = db.execute(
+                "SELECT hi, data FROM events WHERE position = ?", (position,)
             ).fetchone()
         raw = path.read_bytes()
-        needle = data.encode()
-        assert raw.count(needle) == 1, "the entry's data must be unique in the file"
+        # A record stores its values back to back: `hi` then `data` happens only in the log's
+        # row (the projection keeps a copy of the data elsewhere, after other columns).
+        needle = (hi + data).encode()
+        assert raw.count(needle) == 1, "the entry must be found once in the file"
         offset = raw.index(needle) + needle.index(b'"model":"') + len(b'"model":"')
         flipped = bytes([raw[offset] ^ 0x01])
         path.write_bytes(raw[:offset] + flipped + raw[offset + 1 :])
