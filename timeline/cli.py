@@ -1,4 +1,4 @@
-"""The `timeline` command: serve, verify, token create."""
+"""The `timeline` command: serve, verify, rebuild, token create."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from events.backends import open_store
 from events.store import EventStore
-from projections.rebuild import projections
+from projections.rebuild import projections, rebuild
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
@@ -92,6 +95,35 @@ def verify(args: argparse.Namespace) -> int:
     return asyncio.run(_verify(_settings(args)))
 
 
+async def _rebuild(settings: Settings) -> int:
+    store = await _open(settings)
+    try:
+        head = (await store.head()).position
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("rebuilding projections"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=not sys.stderr.isatty(),
+            console=Console(stderr=True),
+        ) as bar:
+            task = bar.add_task("rebuild", total=head)
+            done = await rebuild(
+                store, projections(), progress=lambda n, total: bar.update(task, completed=n)
+            )
+        elapsed = time.perf_counter() - started
+    finally:
+        await store.close()
+    rate = f", {done / elapsed:,.0f} events/s" if done and elapsed > 0 else ""
+    print(f"rebuilt the projections from {done} events in {elapsed:.1f} s{rate}")
+    return 0
+
+
+def rebuild_command(args: argparse.Namespace) -> int:
+    return asyncio.run(_rebuild(_settings(args)))
+
+
 async def _token_create(settings: Settings, scope: Scope, label: str | None) -> str:
     store = await _open(settings)
     try:
@@ -118,6 +150,11 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("verify", parents=[db], help="recompute the hash chain")
     check.set_defaults(func=verify)
+
+    again = commands.add_parser(
+        "rebuild", parents=[db], help="drop and rebuild every projection from the log"
+    )
+    again.set_defaults(func=rebuild_command)
 
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)

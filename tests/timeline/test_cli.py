@@ -154,3 +154,45 @@ def test_bad_database_url(tmp_path: Path) -> None:
     code, _, err = run("verify", "--db", "mysql://nope")
     assert code == 2
     assert "unsupported database URL" in err
+
+
+def test_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
+    path = tmp_path / "rebuild.db"
+
+    async def fill_and_read() -> list[object]:
+        from events.sqlite import SQLiteEventStore
+        from projections.rebuild import projections
+        from tests.factories import batch
+
+        store = await SQLiteEventStore.open(path, projections=projections())
+        first = event_in(company="kuaishou", occurred="2023-08", data={"model": "Kuaiyi"})
+        await store.append(batch(first, event_in(company="meituan", occurred="2023-Q4")))
+        await store.append(
+            batch(
+                event_in(
+                    company="kuaishou",
+                    type="event.corrected",
+                    data={"target": first["id"], "occurred": "2023-08-20"},
+                )
+            )
+        )
+        facts = await store.query("SELECT * FROM facts ORDER BY event_id, sys_from")
+        summary = await store.query("SELECT * FROM companies ORDER BY company")
+        await store.close()
+        return [facts, summary]
+
+    before = asyncio.run(fill_and_read())
+    code, out, _ = run("rebuild", "--db", f"sqlite:///{path}")
+    assert code == 0
+    assert out.startswith("rebuilt the projections from 3 events")
+
+    async def read() -> list[object]:
+        from events.sqlite import SQLiteEventStore
+
+        store = await SQLiteEventStore.open(path)
+        facts = await store.query("SELECT * FROM facts ORDER BY event_id, sys_from")
+        summary = await store.query("SELECT * FROM companies ORDER BY company")
+        await store.close()
+        return [facts, summary]
+
+    assert asyncio.run(read()) == before
