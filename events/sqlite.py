@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS tokens (
 ) WITHOUT ROWID;
 """
 
+# The default page cache (2 MB) is far too small once indexes pass a few hundred thousand rows.
+TUNING = """
+PRAGMA cache_size = -65536;
+PRAGMA mmap_size = 268435456;
+PRAGMA temp_store = MEMORY;
+"""
+
 # Columns in the order of RecordedEvent's fields, so a row unpacks straight into one.
 COLUMNS = ", ".join(name.removesuffix("_json") for name in RecordedEvent.__slots__)
 INSERT = f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
@@ -129,13 +136,16 @@ class SQLiteEventStore(EventStore):
         writer = await aiosqlite.connect(target, isolation_level=None)
         async with _translated():
             await writer.execute("PRAGMA busy_timeout = 10000")
+            await writer.executescript(TUNING)
             await writer.execute("PRAGMA journal_mode = WAL")
             await writer.execute(f"PRAGMA synchronous = {synchronous}")
             await writer.executescript(SCHEMA)
             for projection in projections:
-                await writer.executescript(";\n".join(projection.schema()))
+                statements = [*projection.schema(), *projection.indexes()]
+                await writer.executescript(";\n".join(statements))
             reader = await aiosqlite.connect(target, isolation_level=None)
             await reader.execute("PRAGMA busy_timeout = 10000")
+            await reader.executescript(TUNING)
             await reader.execute("PRAGMA query_only = 1")
         return cls(writer, reader, projections)
 

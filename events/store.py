@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -47,7 +47,11 @@ class Projection(Protocol):
     entries it folds, so no reader sees an entry whose projection is missing."""
 
     def schema(self) -> Sequence[str]:
-        """Statements creating its tables and indexes (idempotent)."""
+        """Statements creating its tables (idempotent)."""
+        ...
+
+    def indexes(self) -> Sequence[str]:
+        """Statements creating its indexes (idempotent)."""
         ...
 
     def drop(self) -> Sequence[str]:
@@ -56,6 +60,10 @@ class Projection(Protocol):
 
     async def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         """Fold newly appended entries, given in position order."""
+        ...
+
+    async def rebuild(self, tx: Transaction, pages: AsyncIterator[Sequence[RecordedEvent]]) -> None:
+        """Refill its (freshly created, index-less) tables from the whole log, then index."""
         ...
 
 

@@ -3,8 +3,9 @@ until the new ones are complete."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
+from events.envelope import RecordedEvent
 from events.store import EventStore, Projection
 from projections.temporal import TemporalIndex
 
@@ -25,20 +26,22 @@ async def rebuild(
 ) -> int:
     """Drop and refill every projection; returns how many log entries were folded."""
     done = 0
-    async with store.transaction() as tx:
-        head = (await store.head()).position
-        for projection in kept:
-            for statement in (*projection.drop(), *projection.schema()):
-                await tx.execute(statement)
-        while True:
-            events = await store.read(after=done, limit=page)
-            if not events:
-                break
-            for projection in kept:
-                await projection.apply(tx, events)
+
+    async def pages(head: int) -> AsyncIterator[Sequence[RecordedEvent]]:
+        nonlocal done
+        while events := await store.read(after=done, limit=page):
+            yield events
             done = events[-1].position
             if progress is not None:
                 progress(done, max(head, done))
+
+    async with store.transaction() as tx:
+        head = (await store.head()).position
+        for projection in kept:
+            done = 0
+            for statement in (*projection.drop(), *projection.schema()):
+                await tx.execute(statement)
+            await projection.rebuild(tx, pages(head))
     return done
 
 

@@ -182,8 +182,8 @@ async def event_detail(
         return None, []
     versions = await store.query(
         "SELECT sys_from, retracted, occurred, lo, hi, data, confidence FROM facts "
-        "WHERE event_id = ? ORDER BY sys_from",
-        (event.id,),
+        "WHERE position = ? ORDER BY sys_from",
+        (event.position,),
     )
     amendments = await store.at([row[0] for row in versions[1:]])
     _, retracted, occurred, lo, hi, data, confidence = versions[-1]

@@ -4,7 +4,7 @@ positions [sys_from, sys_to) in which it was in effect, plus a per-company summa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,10 +40,8 @@ SCHEMA = (
         retracted  INTEGER NOT NULL,
         sys_from   BIGINT NOT NULL,
         sys_to     BIGINT,
-        PRIMARY KEY (event_id, sys_from)
+        PRIMARY KEY (position, sys_from)
     )""",
-    "CREATE INDEX IF NOT EXISTS facts_company ON facts (company, lo, hi, position)",
-    "CREATE INDEX IF NOT EXISTS facts_valid ON facts (lo, hi, position)",
     """CREATE TABLE IF NOT EXISTS companies (
         company        TEXT PRIMARY KEY,
         events         BIGINT NOT NULL,
@@ -61,8 +59,12 @@ SCHEMA = (
         name_position  BIGINT
     )""",
 )
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS facts_company ON facts (company, lo, hi, position)",
+    "CREATE INDEX IF NOT EXISTS facts_valid ON facts (lo, hi, position)",
+)
 _INSERT_FACT = f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({', '.join('?' * 12)})"
-_CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE event_id = ? AND sys_to IS NULL"
+_CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
 _UPSERT_SUMMARY = (
     f"INSERT INTO companies ({SUMMARY_COLUMNS}) VALUES ({', '.join('?' * 14)}) "
     "ON CONFLICT (company) DO UPDATE SET "
@@ -151,6 +153,7 @@ class Summary:
     name_key: tuple[str, str, int] | None = None
 
     def add(self, row: FactRow) -> None:
+        """A fact enters the live set."""
         key = (row.lo, row.hi, row.position, row.occurred)
         self.events += 1
         if self.first is None or key[:3] < self.first[:3]:
@@ -159,6 +162,21 @@ class Summary:
             self.last = key
         if row.type == "company.registered" and (self.name_key is None or key[:3] > self.name_key):
             self.name, self.name_key = orjson.loads(row.data)["name"], key[:3]
+
+    def remove(self, row: FactRow) -> bool:
+        """A fact leaves the live set; False when it held the first, last or name, which
+        only a recount can replace."""
+        self.events -= 1
+        held = [self.first, self.last, self.name_key]
+        return all(key is None or key[2] != row.position for key in held)
+
+    def change(self, before: FactRow | None, after: FactRow) -> bool:
+        """Fold one transition of a fact; False when the company must be recounted."""
+        if before is not None and not before.retracted and not self.remove(before):
+            return False
+        if not after.retracted:
+            self.add(after)
+        return True
 
     def values(self) -> tuple[Any, ...]:
         first = self.first or (None, None, None, None)
@@ -182,22 +200,34 @@ def _marks(values: Sequence[object]) -> str:
 class TemporalIndex:
     """The Projection keeping `facts` (versions of effective events) and `companies`."""
 
+    def __init__(self) -> None:
+        # During a rebuild, summaries live here and are written once at the end.
+        self._bulk: dict[str, Summary] | None = None
+        self._dirty: set[str] = set()
+
     def schema(self) -> Sequence[str]:
         return SCHEMA
+
+    def indexes(self) -> Sequence[str]:
+        return INDEXES
 
     def drop(self) -> Sequence[str]:
         return ("DROP TABLE IF EXISTS facts", "DROP TABLE IF EXISTS companies")
 
     async def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         rows: list[FactRow] = []
+        transitions: list[tuple[FactRow | None, FactRow]] = []
         current: dict[str, FactRow] = {}
+        amendments: list[RecordedEvent] = []
         for event in events:
-            if event.type not in AMENDMENTS:
-                row = FactRow.of(event)
-                rows.append(row)
-                current[event.id] = row
-        amendments = [event for event in events if event.type in AMENDMENTS]
-        closes: list[tuple[int, str]] = []
+            if event.type in AMENDMENTS:
+                amendments.append(event)
+                continue
+            row = FactRow.of(event)
+            rows.append(row)
+            transitions.append((None, row))
+            current[event.id] = row
+        closes: list[tuple[int, int]] = []
         if amendments:
             stored = await self._open_rows(
                 tx, {e.data["target"] for e in amendments} - current.keys()
@@ -206,17 +236,34 @@ class TemporalIndex:
             for amendment in amendments:
                 target = amendment.data["target"]
                 before = current[target]
-                if stored.get(target) is before:
-                    closes.append((amendment.position, target))  # a row already in the table
+                if stored.get(target) is before:  # a row already in the table
+                    closes.append((amendment.position, before.position))
                 else:
                     before.sys_to = amendment.position
                 after = before.amended_by(amendment)
                 rows.append(after)
+                transitions.append((before, after))
                 current[target] = after
         if closes:
             await tx.executemany(_CLOSE_FACT, closes)
         await tx.executemany(_INSERT_FACT, [row.values() for row in rows])
-        await self._summarize(tx, events, rows, amended={a.company for a in amendments})
+        await self._summarize(tx, {event.company for event in events}, transitions)
+
+    async def rebuild(self, tx: Transaction, pages: AsyncIterator[Sequence[RecordedEvent]]) -> None:
+        """Refill from the log: rows first, indexes after, summaries written once."""
+        self._bulk, self._dirty = {}, set()
+        try:
+            async for page in pages:
+                await self.apply(tx, page)
+            for statement in INDEXES:
+                await tx.execute(statement)
+            summaries, dirty = self._bulk, sorted(self._dirty)
+            for company in dirty:
+                summaries[company] = Summary(company)
+            await self._recount(tx, dirty, summaries)
+            await tx.executemany(_UPSERT_SUMMARY, [s.values() for s in summaries.values()])
+        finally:
+            self._bulk, self._dirty = None, set()
 
     @staticmethod
     async def _open_rows(tx: Transaction, ids: Iterable[str]) -> dict[str, FactRow]:
@@ -225,37 +272,54 @@ class TemporalIndex:
             return {}
         found = await tx.fetch(
             f"SELECT {FACT_COLUMNS} FROM facts "
-            f"WHERE sys_to IS NULL AND event_id IN ({_marks(wanted)})",
+            "WHERE sys_to IS NULL AND position IN "
+            f"(SELECT position FROM events WHERE id IN ({_marks(wanted)}))",
             wanted,
         )
         return {row[0]: FactRow(*row) for row in found}
 
-    @staticmethod
     async def _summarize(
+        self,
         tx: Transaction,
-        events: Sequence[RecordedEvent],
-        rows: Sequence[FactRow],
-        amended: set[str],
+        touched: set[str],
+        transitions: Sequence[tuple[FactRow | None, FactRow]],
     ) -> None:
-        touched = sorted({event.company for event in events})
-        summaries = {company: Summary(company) for company in touched}
-        kept = [company for company in touched if company not in amended]
-        if kept:
+        if self._bulk is not None:
+            summaries = self._bulk
+        else:
+            wanted = sorted(touched)
             stored = await tx.fetch(
-                f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(kept)})", kept
+                f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(wanted)})",
+                wanted,
             )
-            summaries.update((row[0], Summary.from_row(row)) for row in stored)
-            for row in rows:
-                if row.company not in amended and row.sys_from == row.position:
-                    summaries[row.company].add(row)
-        if amended:
-            # An amendment can move a company's first, last or name: recount it from its facts.
-            recount = sorted(amended)
+            summaries = {row[0]: Summary.from_row(row) for row in stored}
+        recount: set[str] = set()
+        for before, after in transitions:
+            summary = summaries.setdefault(after.company, Summary(after.company))
+            if after.company in recount or after.company in self._dirty:
+                continue
+            if not summary.change(before, after):
+                recount.add(after.company)
+        for company in touched:
+            summaries.setdefault(company, Summary(company))
+        if self._bulk is not None:
+            self._dirty |= recount  # recounted once the indexes exist
+            return
+        for company in recount:
+            summaries[company] = Summary(company)
+        await self._recount(tx, sorted(recount), summaries)
+        await tx.executemany(
+            _UPSERT_SUMMARY, [summaries[company].values() for company in sorted(touched)]
+        )
+
+    @staticmethod
+    async def _recount(tx: Transaction, companies: list[str], into: dict[str, Summary]) -> None:
+        for start in range(0, len(companies), 500):
+            chunk = companies[start : start + 500]
             live = await tx.fetch(
                 f"SELECT {FACT_COLUMNS} FROM facts WHERE sys_to IS NULL AND retracted = 0 "
-                f"AND company IN ({_marks(recount)})",
-                recount,
+                f"AND company IN ({_marks(chunk)})",
+                chunk,
             )
             for values in live:
-                summaries[values[1]].add(FactRow(*values))
-        await tx.executemany(_UPSERT_SUMMARY, [s.values() for s in summaries.values()])
+                into[values[1]].add(FactRow(*values))
