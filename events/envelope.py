@@ -178,19 +178,38 @@ class NewEvent:
         target = self.data.get("target") if self.type in t.AMENDMENTS else None
         return target if isinstance(target, str) else None
 
-    def content(self) -> tuple[str, str, str, str, str | None, str]:
-        """What idempotency compares: every EventIn field but `expected_version`."""
-        return (
-            self.type,
-            self.company,
-            self.occurred_json,
-            self.data_json,
-            self.source_json,
-            self.confidence,
-        )
-
     def with_data(self, data: dict[str, Any]) -> NewEvent:
         return replace(self, data=data, data_json=canonical(data))
+
+    def recorded_as(self, position: int, version: int, recorded: str) -> RecordedEvent:
+        """This event as the log entry at `position`, chained to nothing yet (empty hash)."""
+        return RecordedEvent(
+            id=self.id,
+            type=self.type,
+            company=self.company,
+            occurred_json=self.occurred_json,
+            lo=self.occurred.lo.isoformat(),
+            hi=self.occurred.hi.isoformat(),
+            data_json=self.data_json,
+            source_json=self.source_json,
+            confidence=self.confidence,
+            position=position,
+            version=version,
+            recorded=recorded,
+            hash="",
+        )
+
+
+def content(event: NewEvent | RecordedEvent) -> tuple[str, str, str, str, str | None, str]:
+    """What idempotency compares: every EventIn field but `expected_version`."""
+    return (
+        event.type,
+        event.company,
+        event.occurred_json,
+        event.data_json,
+        event.source_json,
+        event.confidence,
+    )
 
 
 @dataclass(slots=True)
@@ -229,20 +248,6 @@ class RecordedEvent:
     def to_json(self) -> str:
         """The event as the API returns it: the hashed fields plus `hash`."""
         return self._json(f'"hash":"{self.hash}",')
-
-    def to_dict(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.to_json())
-        return value
-
-    def content(self) -> tuple[str, str, str, str, str | None, str]:
-        return (
-            self.type,
-            self.company,
-            self.occurred_json,
-            self.data_json,
-            self.source_json,
-            self.confidence,
-        )
 
     @property
     def data(self) -> dict[str, Any]:

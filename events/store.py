@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from events.envelope import GENESIS, NewEvent, RecordedEvent, chain, correct_against
+from events.envelope import (
+    GENESIS,
+    NewEvent,
+    RecordedEvent,
+    chain,
+    content,
+    correct_against,
+)
 from events.errors import IdConflict, TimelineError, ValidationFailed, VersionConflict
 from events.types import AMENDMENTS
 
@@ -201,7 +208,7 @@ class GroupPlan:
                 ids=[entry.id for entry in found],
             )
         for event, entry in zip(batch, found, strict=True):
-            if self._normalized(event).content() != entry.content():
+            if content(self._normalized(event)) != content(entry):
                 raise IdConflict(
                     f"event id {event.id} is already stored with other content",
                     id=event.id,
@@ -267,21 +274,7 @@ class GroupPlan:
         for event in batch:
             position += 1
             version = self.versions.get(event.company, 0) + 1
-            unhashed = RecordedEvent(
-                id=event.id,
-                type=event.type,
-                company=event.company,
-                occurred_json=event.occurred_json,
-                lo=event.occurred.lo.isoformat(),
-                hi=event.occurred.hi.isoformat(),
-                data_json=event.data_json,
-                source_json=event.source_json,
-                confidence=event.confidence,
-                position=position,
-                version=version,
-                recorded=recorded,
-                hash="",
-            )
+            unhashed = event.recorded_as(position, version, recorded)
             previous = chain(previous, unhashed.hashed_json())
             entry = replace(unhashed, hash=previous)
             self.versions[event.company] = version

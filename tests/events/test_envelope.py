@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from events.envelope import (
     GENESIS,
-    RecordedEvent,
     canonical,
     canonical_without_floats,
     chain,
@@ -151,21 +150,8 @@ def test_assembled_json_is_canonical(
         source={"quote": quote} if quote is not None else None,
     )
     (event,) = validate_body(body)
-    recorded = RecordedEvent(
-        id=event.id,
-        type=event.type,
-        company=event.company,
-        occurred_json=event.occurred_json,
-        lo=event.occurred.lo.isoformat(),
-        hi=event.occurred.hi.isoformat(),
-        data_json=event.data_json,
-        source_json=event.source_json,
-        confidence=event.confidence,
-        position=position,
-        version=1,
-        recorded="2026-11-25T14:39:27.123456Z",
-        hash="f" * 64,
-    )
+    recorded = event.recorded_as(position, 1, "2026-11-25T14:39:27.123456Z")
+    recorded.hash = "f" * 64
     parsed = json.loads(recorded.to_json())
     assert parsed["data"]["metrics"][0]["value"] == value
     assert recorded.to_json() == canonical(parsed)
