@@ -1,0 +1,98 @@
+"""The benchmark's server: the real application plus one route that only the benchmark has.
+
+`POST /bench/validate` runs exactly what `POST /v1/events` runs before the store (token,
+size, JSON parsing, pydantic validation and defaults, via `timeline.routes.read_events`) and
+answers 201 with a body shaped and sized like the real one, but stores nothing: it is the
+upper bound ("the limit") that a durable append could reach on this machine.
+
+Run by bench/append.py; it prints `port <n>` once it listens on 127.0.0.1, and stops on
+SIGTERM/SIGINT or when the process that started it goes away. The admin token comes from
+TIMELINE_BOOTSTRAP_TOKEN, like `timeline serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Literal, cast
+
+from aiohttp import web
+
+from events.envelope import NewEvent, RecordedEvent
+from events.store import Appended, timestamp
+from timeline.app import create_app
+from timeline.config import Settings
+from timeline.routes import created_response, read_events
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+_FAKE_HASH = "f" * 64
+
+
+def _fake_recorded(events: list[NewEvent]) -> list[RecordedEvent]:
+    """What the store would answer, minus the store: the same entries, rendered the same way,
+    with a made-up position, version and hash instead of the log's."""
+    now = timestamp()
+    entries = []
+    for index, event in enumerate(events, start=1):
+        entry = event.recorded_as(index, index, now)
+        object.__setattr__(entry, "hash", _FAKE_HASH)  # a plain set, frozen dataclass or not
+        entries.append(entry)
+    return entries
+
+
+async def post_validate(request: web.Request) -> web.Response:
+    events = await read_events(request)
+    return created_response(Appended(_fake_recorded(events), created=True))
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Stop when the benchmark that started this server is gone (even if it was killed)."""
+    while os.getppid() == parent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1)
+            return
+    stop.set()
+
+
+async def serve(db: str, synchronous: Synchronous) -> None:
+    settings = Settings(db=db, host="127.0.0.1", port=0, sqlite_synchronous=synchronous)
+    app = create_app(settings)
+    app.router.add_post("/bench/validate", post_validate)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    watcher = asyncio.create_task(_watch_parent(os.getppid(), stop))
+    port = runner.addresses[0][1]
+    print(f"port {port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await runner.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="database URL, e.g. sqlite:////tmp/b.db")
+    parser.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default="FULL")
+    args = parser.parse_args()
+    if not os.environ.get("TIMELINE_BOOTSTRAP_TOKEN"):
+        print("TIMELINE_BOOTSTRAP_TOKEN must be set", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args.db, cast(Synchronous, args.synchronous)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
