@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
@@ -37,9 +38,10 @@ def canonical_without_floats(value: Any) -> str:
 
 
 def new_id() -> str:
-    """A random (version 4) UUID, lowercase and hyphenated, at a third of uuid4()'s cost."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
+    """A time-ordered (version 7, RFC 9562) UUID, lowercase and hyphenated. Ids made in
+    order land at the end of the id index instead of all over it."""
+    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70
     raw[8] = (raw[8] & 0x3F) | 0x80
     hexits = raw.hex()
     return f"{hexits[:8]}-{hexits[8:12]}-{hexits[12:16]}-{hexits[16:20]}-{hexits[20:]}"

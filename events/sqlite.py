@@ -1,14 +1,15 @@
-"""SQLiteEventStore: the embedded default. WAL mode, one writer connection, one reader."""
+"""SQLiteEventStore: the embedded default. WAL mode, one writer thread, one reader."""
 
 from __future__ import annotations
 
 import asyncio
 import operator
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -64,9 +65,11 @@ PRAGMA temp_store = MEMORY;
 # Columns in the order of RecordedEvent's fields, so a row unpacks straight into one.
 COLUMNS = ", ".join(name.removesuffix("_json") for name in RecordedEvent.__slots__)
 INSERT = f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
+HEAD = "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
 MAX_VARIABLES = 900
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+T = TypeVar("T")
 
 
 _row = operator.attrgetter(*RecordedEvent.__slots__)
@@ -91,36 +94,62 @@ async def _translated() -> AsyncIterator[None]:
 
 
 class _Tx:
-    """A Transaction on an aiosqlite connection."""
+    """A Transaction on the writer's own sqlite3 connection, on the writer's thread."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self._db.execute(sql, params)
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._db.execute(sql, params)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._db.executemany(sql, rows)
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def events(self, after: int, limit: int) -> list[RecordedEvent]:
+        rows = self._db.execute(
+            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            (after, limit),
+        )
+        return [RecordedEvent(*row) for row in rows]
+
+
+def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projection]) -> Any:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.executescript(TUNING)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
+    # Checkpoint in larger, rarer steps than the default 1000 pages.
+    db.execute("PRAGMA wal_autocheckpoint = 10000")
+    db.executescript(SCHEMA)
+    for projection in projections:
+        db.executescript(";\n".join([*projection.schema(), *projection.indexes()]))
+    return db
 
 
 class SQLiteEventStore(EventStore):
-    """The log in one SQLite file: a writer connection that serializes appends with
-    BEGIN IMMEDIATE (so other processes on the same file queue behind it) and a reader."""
+    """The log in one SQLite file in WAL mode.
+
+    Writes run on one thread of their own with a plain sqlite3 connection: a whole group
+    commit (BEGIN IMMEDIATE, lookups, planning, inserts, projections, COMMIT) is one call to
+    that thread, where aiosqlite would make one thread round trip per statement. BEGIN
+    IMMEDIATE also queues other processes on the same file behind it. Reads go through an
+    aiosqlite connection of their own, which WAL lets run beside the writer."""
 
     def __init__(
         self,
-        writer: aiosqlite.Connection,
+        writer: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
         reader: aiosqlite.Connection,
         projections: Sequence[Projection],
     ) -> None:
         self._writer = writer
+        self._thread = thread
         self._reader = reader
         self._projections = list(projections)
-        # One transaction at a time on the writer connection, whoever calls.
-        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -133,38 +162,43 @@ class SQLiteEventStore(EventStore):
         target = str(path)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(target, isolation_level=None)
-        async with _translated():
-            await writer.execute("PRAGMA busy_timeout = 10000")
-            await writer.executescript(TUNING)
-            await writer.execute("PRAGMA journal_mode = WAL")
-            await writer.execute(f"PRAGMA synchronous = {synchronous}")
-            await writer.executescript(SCHEMA)
-            for projection in projections:
-                statements = [*projection.schema(), *projection.indexes()]
-                await writer.executescript(";\n".join(statements))
-            reader = await aiosqlite.connect(target, isolation_level=None)
-            await reader.execute("PRAGMA busy_timeout = 10000")
-            await reader.executescript(TUNING)
-            await reader.execute("PRAGMA query_only = 1")
-        return cls(writer, reader, projections)
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            async with _translated():
+                writer = await loop.run_in_executor(
+                    thread, _connect, target, synchronous, projections
+                )
+                reader = await aiosqlite.connect(target, isolation_level=None)
+                await reader.execute("PRAGMA busy_timeout = 10000")
+                await reader.executescript(TUNING)
+                await reader.execute("PRAGMA query_only = 1")
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(writer, thread, reader, projections)
 
     async def close(self) -> None:
         await self._reader.close()
-        await self._writer.close()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
+        self._thread.shutdown(wait=True)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    def _in_transaction(self, work: Callable[[_Tx], T]) -> T:
         db = self._writer
-        async with self._write_lock, _translated():
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield _Tx(db)
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(_Tx(db))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return result
+
+    async def run(self, work: Callable[[Transaction], T]) -> T:
+        loop = asyncio.get_running_loop()
+        async with _translated():
+            return await loop.run_in_executor(self._thread, self._in_transaction, work)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with _translated():
@@ -173,58 +207,58 @@ class SQLiteEventStore(EventStore):
     async def append_many(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> list[Appended | TimelineError]:
-        db = self._writer
         ids, companies = GroupPlan.lookups(batches)
-        async with self.transaction() as tx:
+
+        def work(tx: Transaction) -> list[Appended | TimelineError]:
             plan = GroupPlan(
-                head=await self._head(db),
-                known=await self._lookup(db, ids),
-                versions=await self._versions(db, companies),
+                head=self._head(tx),
+                known=self._lookup(tx, ids),
+                versions=self._versions(tx, companies),
                 now=timestamp(),
             )
             results = [plan.add(batch) for batch in batches]
             if plan.rows:
-                await db.executemany(INSERT, [_row(event) for event in plan.rows])
+                tx.executemany(INSERT, [_row(event) for event in plan.rows])
                 for projection in self._projections:
-                    await projection.apply(tx, plan.rows)
-        return results
+                    projection.apply(tx, plan.rows)
+            return results
 
-    async def _lookup(
-        self, db: aiosqlite.Connection, ids: Iterable[str]
-    ) -> dict[str, RecordedEvent]:
+        return await self.run(work)
+
+    @staticmethod
+    def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, RecordedEvent]:
         found: dict[str, RecordedEvent] = {}
         for chunk in _chunks(ids):
-            rows = await db.execute_fetchall(
-                f"SELECT {COLUMNS} FROM events WHERE id IN ({_marks(chunk)})", chunk
-            )
+            rows = tx.fetch(f"SELECT {COLUMNS} FROM events WHERE id IN ({_marks(chunk)})", chunk)
             for row in rows:
                 event = RecordedEvent(*row)
                 found[event.id] = event
         return found
 
-    async def _versions(self, db: aiosqlite.Connection, companies: Iterable[str]) -> dict[str, int]:
+    @staticmethod
+    def _versions(tx: Transaction, companies: Iterable[str]) -> dict[str, int]:
         versions: dict[str, int] = {}
         for chunk in _chunks(companies):
-            rows = await db.execute_fetchall(
-                "SELECT company, MAX(version) FROM events "
-                f"WHERE company IN ({_marks(chunk)}) GROUP BY company",
+            # One MAX per company walks the (company, version) index straight to its end;
+            # a GROUP BY would read every entry of every company.
+            values = ", ".join(["(?)"] * len(chunk))
+            rows = tx.fetch(
+                f"WITH wanted(company) AS (VALUES {values}) "
+                "SELECT company, (SELECT MAX(version) FROM events e "
+                "WHERE e.company = wanted.company) FROM wanted",
                 chunk,
             )
-            versions.update((company, version) for company, version in rows)
+            versions.update((company, version) for company, version in rows if version)
         return versions
 
     @staticmethod
-    async def _head(db: aiosqlite.Connection) -> Head:
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
-            )
-        )
+    def _head(tx: Transaction) -> Head:
+        rows = tx.fetch(HEAD)
         return Head(*rows[0]) if rows else Head(0)
 
     async def head(self) -> Head:
-        async with _translated():
-            return await self._head(self._reader)
+        rows = await self.query(HEAD)
+        return Head(*rows[0]) if rows else Head(0)
 
     async def read(
         self,
@@ -244,50 +278,38 @@ class SQLiteEventStore(EventStore):
             params.extend(types)
         params.append(limit)
         sql = f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
-        async with _translated():
-            rows = await self._reader.execute_fetchall(sql, params)
-        return [RecordedEvent(*row) for row in rows]
+        return [RecordedEvent(*row) for row in await self.query(sql, params)]
 
     async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
         found: list[RecordedEvent] = []
         wanted = sorted(set(positions))
-        async with _translated():
-            for start in range(0, len(wanted), MAX_VARIABLES):
-                chunk = wanted[start : start + MAX_VARIABLES]
-                rows = await self._reader.execute_fetchall(
-                    f"SELECT {COLUMNS} FROM events WHERE position IN ({_marks(chunk)}) "
-                    "ORDER BY position",
-                    chunk,
-                )
-                found.extend(RecordedEvent(*row) for row in rows)
+        for start in range(0, len(wanted), MAX_VARIABLES):
+            chunk = wanted[start : start + MAX_VARIABLES]
+            rows = await self.query(
+                f"SELECT {COLUMNS} FROM events WHERE position IN ({_marks(chunk)}) "
+                "ORDER BY position",
+                chunk,
+            )
+            found.extend(RecordedEvent(*row) for row in rows)
         return found
 
     async def get(self, event_id: str) -> RecordedEvent | None:
-        async with _translated():
-            rows = list(
-                await self._reader.execute_fetchall(
-                    f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,)
-                )
-            )
+        rows = await self.query(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
         return RecordedEvent(*rows[0]) if rows else None
 
     async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
-        async with self._write_lock, _translated():
-            await self._writer.execute(
+        def work(tx: Transaction) -> None:
+            tx.execute(
                 "INSERT OR IGNORE INTO tokens (digest, scope, label, created) VALUES (?, ?, ?, ?)",
                 (digest, scope, label, timestamp()),
             )
 
+        await self.run(work)
+
     async def token_scope(self, digest: str) -> str | None:
-        async with _translated():
-            rows = list(
-                await self._reader.execute_fetchall(
-                    "SELECT scope FROM tokens WHERE digest = ?", (digest,)
-                )
-            )
+        rows = await self.query("SELECT scope FROM tokens WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
 
     async def count_tokens(self) -> int:
-        async with _translated():
-            rows = list(await self._reader.execute_fetchall("SELECT COUNT(*) FROM tokens"))
+        rows = await self.query("SELECT COUNT(*) FROM tokens")
         return int(rows[0][0])

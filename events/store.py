@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from events.envelope import (
     GENESIS,
@@ -19,6 +18,8 @@ from events.envelope import (
 )
 from events.errors import IdConflict, TimelineError, ValidationFailed, VersionConflict
 from events.types import AMENDMENTS
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +40,19 @@ class Appended:
 
 
 class Transaction(Protocol):
-    """SQL inside the store's open transaction, with `?` placeholders. Projections write their
-    tables through this, never through a driver."""
+    """SQL inside the store's open write transaction, with `?` placeholders, run on the
+    writer's thread (synchronously: a whole transaction is one trip to that thread).
+    Projections write their tables through this, never through a driver."""
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def events(self, after: int, limit: int) -> list[RecordedEvent]:
+        """Log entries with position > after, in position order."""
+        ...
 
 
 class Projection(Protocol):
@@ -65,11 +71,11 @@ class Projection(Protocol):
         """Statements dropping its tables (for a rebuild)."""
         ...
 
-    async def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         """Fold newly appended entries, given in position order."""
         ...
 
-    async def rebuild(self, tx: Transaction, pages: AsyncIterator[Sequence[RecordedEvent]]) -> None:
+    def rebuild(self, tx: Transaction, pages: Iterator[Sequence[RecordedEvent]]) -> None:
         """Refill its (freshly created, index-less) tables from the whole log, then index."""
         ...
 
@@ -127,8 +133,9 @@ class EventStore(ABC):
         """A read-only statement (`?` placeholders) on a consistent snapshot of the database."""
 
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """An exclusive write transaction, committed on exit, rolled back on error."""
+    async def run(self, work: Callable[[Transaction], T]) -> T:
+        """Run `work` in one exclusive write transaction on the writer's thread: committed
+        when it returns, rolled back when it raises."""
 
     @abstractmethod
     async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
@@ -274,9 +281,9 @@ class GroupPlan:
         for event in batch:
             position += 1
             version = self.versions.get(event.company, 0) + 1
-            unhashed = event.recorded_as(position, version, recorded)
-            previous = chain(previous, unhashed.hashed_json())
-            entry = replace(unhashed, hash=previous)
+            entry = event.recorded_as(position, version, recorded)
+            previous = chain(previous, entry.hashed_json())
+            entry.hash = previous
             self.versions[event.company] = version
             self.known[event.id] = entry
             created.append(entry)

@@ -3,10 +3,10 @@ until the new ones are complete."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from events.envelope import RecordedEvent
-from events.store import EventStore, Projection
+from events.store import EventStore, Projection, Transaction
 from projections.temporal import TemporalIndex
 
 Progress = Callable[[int, int], None]
@@ -25,24 +25,27 @@ async def rebuild(
     progress: Progress | None = None,
 ) -> int:
     """Drop and refill every projection; returns how many log entries were folded."""
-    done = 0
 
-    async def pages(head: int) -> AsyncIterator[Sequence[RecordedEvent]]:
-        nonlocal done
-        while events := await store.read(after=done, limit=page):
-            yield events
-            done = events[-1].position
-            if progress is not None:
-                progress(done, max(head, done))
+    def work(tx: Transaction) -> int:
+        done = 0
+        head = tx.fetch("SELECT COUNT(*) FROM events")[0][0]
 
-    async with store.transaction() as tx:
-        head = (await store.head()).position
-        for projection in kept:
+        def pages() -> Iterator[Sequence[RecordedEvent]]:
+            nonlocal done
             done = 0
+            while events := tx.events(done, page):
+                yield events
+                done = events[-1].position
+                if progress is not None:
+                    progress(done, max(head, done))
+
+        for projection in kept:
             for statement in (*projection.drop(), *projection.schema()):
-                await tx.execute(statement)
-            await projection.rebuild(tx, pages(head))
-    return done
+                tx.execute(statement)
+            projection.rebuild(tx, pages())
+        return done
+
+    return await store.run(work)
 
 
 async def ensure_built(store: EventStore, kept: Sequence[Projection]) -> bool:

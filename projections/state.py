@@ -14,12 +14,12 @@ from events.errors import PositionConflict
 from events.store import EventStore, timestamp
 from events.types import AMENDMENTS
 from projections.fold import Fact, Status, fold, range_status
-from projections.temporal import FactRow, Summary
+from projections.temporal import FACT_SELECT, FactRow, Summary
 
 # The effective form of an event: the log entry with its fact's occurred, data and confidence.
 EFFECTIVE_COLUMNS = (
-    "e.id, e.type, e.company, f.occurred, f.lo, f.hi, f.data, e.source, f.confidence, "
-    "e.position, e.version, e.recorded, e.hash"
+    "e.id, e.type, e.company, COALESCE(f.occurred, e.occurred), f.lo, f.hi, "
+    "COALESCE(f.data, e.data), e.source, f.confidence, e.position, e.version, e.recorded, e.hash"
 )
 LIVE_AT = "f.retracted = 0 AND f.sys_from <= ? AND (f.sys_to IS NULL OR f.sys_to > ?)"
 
@@ -87,8 +87,10 @@ async def company_state(
     if version == 0:
         return None
     rows = await store.query(
-        "SELECT f.event_id, f.type, f.company, f.occurred, f.data, f.confidence, f.position "
-        f"FROM facts f WHERE f.company = ? AND f.lo <= ? AND {LIVE_AT} "
+        "SELECT e.id, f.type, f.company, COALESCE(f.occurred, e.occurred), "
+        "COALESCE(f.data, e.data), f.confidence, f.position "
+        "FROM facts f JOIN events e ON e.position = f.position "
+        f"WHERE f.company = ? AND f.lo <= ? AND {LIVE_AT} "
         "ORDER BY f.lo, f.hi, f.position",
         (company, as_of.isoformat(), known.position, known.position),
     )
@@ -156,9 +158,7 @@ async def _recount(store: EventStore, known: KnownAt) -> list[dict[str, Any]]:
     )
     summaries = {name: Summary(name) for (name,) in names}
     live = await store.query(
-        "SELECT f.event_id, f.company, f.type, f.position, f.lo, f.hi, f.occurred, f.data, "
-        f"f.confidence, f.retracted, f.sys_from, f.sys_to FROM facts f WHERE {LIVE_AT}",
-        (known.position, known.position),
+        f"SELECT {FACT_SELECT} WHERE {LIVE_AT}", (known.position, known.position)
     )
     for row in live:
         summaries[row[1]].add(FactRow(*row))
@@ -180,16 +180,22 @@ async def event_detail(
     """An event's effective form at the head (None: retracted) and the amendments on it."""
     if event.type in AMENDMENTS:
         return None, []
-    versions = await store.query(
-        "SELECT sys_from, retracted, occurred, lo, hi, data, confidence FROM facts "
-        "WHERE position = ? ORDER BY sys_from",
-        (event.position,),
-    )
-    amendments = await store.at([row[0] for row in versions[1:]])
-    _, retracted, occurred, lo, hi, data, confidence = versions[-1]
-    if retracted:
+    versions = [
+        FactRow(*row)
+        for row in await store.query(
+            f"SELECT {FACT_SELECT} WHERE f.position = ? ORDER BY f.sys_from", (event.position,)
+        )
+    ]
+    amendments = await store.at([version.sys_from for version in versions[1:]])
+    now = versions[-1]
+    if now.retracted:
         return None, amendments
     effective = replace(
-        event, occurred_json=occurred, lo=lo, hi=hi, data_json=data, confidence=confidence
+        event,
+        occurred_json=now.occurred,
+        lo=now.lo,
+        hi=now.hi,
+        data_json=now.data,
+        confidence=now.confidence,
     )
     return effective, amendments

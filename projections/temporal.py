@@ -4,7 +4,7 @@ positions [sys_from, sys_to) in which it was in effect, plus a per-company summa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,8 +16,14 @@ from events.store import Transaction
 from events.types import AMENDMENTS
 
 FACT_COLUMNS = (
-    "event_id, company, type, position, lo, hi, occurred, data, confidence, retracted, "
-    "sys_from, sys_to"
+    "company, type, position, lo, hi, occurred, data, confidence, retracted, sys_from, sys_to"
+)
+# A fact's first version keeps NULL for occurred and data (they are the event's own): the
+# table stays small, and readers take them from the log through this join.
+FACT_SELECT = (
+    "e.id, f.company, f.type, f.position, f.lo, f.hi, COALESCE(f.occurred, e.occurred), "
+    "COALESCE(f.data, e.data), f.confidence, f.retracted, f.sys_from, f.sys_to "
+    "FROM facts f JOIN events e ON e.position = f.position"
 )
 SUMMARY_COLUMNS = (
     "company, events, first_lo, first_hi, first_position, first_occurred, "
@@ -28,14 +34,13 @@ MAX_SPAN_DAYS = 3 * 366 + 1
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS facts (
-        event_id   TEXT NOT NULL,
         company    TEXT NOT NULL,
         type       TEXT NOT NULL,
         position   BIGINT NOT NULL,
         lo         TEXT NOT NULL,
         hi         TEXT NOT NULL,
-        occurred   TEXT NOT NULL,
-        data       TEXT NOT NULL,
+        occurred   TEXT,
+        data       TEXT,
         confidence TEXT NOT NULL,
         retracted  INTEGER NOT NULL,
         sys_from   BIGINT NOT NULL,
@@ -63,7 +68,7 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS facts_company ON facts (company, lo, hi, position)",
     "CREATE INDEX IF NOT EXISTS facts_valid ON facts (lo, hi, position)",
 )
-_INSERT_FACT = f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_FACT = f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 _CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
 _UPSERT_SUMMARY = (
     f"INSERT INTO companies ({SUMMARY_COLUMNS}) VALUES ({', '.join('?' * 14)}) "
@@ -90,15 +95,15 @@ class FactRow:
     sys_to: int | None = None
 
     def values(self) -> tuple[Any, ...]:
+        original = self.sys_from == self.position
         return (
-            self.event_id,
             self.company,
             self.type,
             self.position,
             self.lo,
             self.hi,
-            self.occurred,
-            self.data,
+            None if original else self.occurred,
+            None if original else self.data,
             self.confidence,
             self.retracted,
             self.sys_from,
@@ -214,7 +219,7 @@ class TemporalIndex:
     def drop(self) -> Sequence[str]:
         return ("DROP TABLE IF EXISTS facts", "DROP TABLE IF EXISTS companies")
 
-    async def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         rows: list[FactRow] = []
         transitions: list[tuple[FactRow | None, FactRow]] = []
         current: dict[str, FactRow] = {}
@@ -229,9 +234,7 @@ class TemporalIndex:
             current[event.id] = row
         closes: list[tuple[int, int]] = []
         if amendments:
-            stored = await self._open_rows(
-                tx, {e.data["target"] for e in amendments} - current.keys()
-            )
+            stored = self._open_rows(tx, {e.data["target"] for e in amendments} - current.keys())
             current.update(stored)
             for amendment in amendments:
                 target = amendment.data["target"]
@@ -245,40 +248,38 @@ class TemporalIndex:
                 transitions.append((before, after))
                 current[target] = after
         if closes:
-            await tx.executemany(_CLOSE_FACT, closes)
-        await tx.executemany(_INSERT_FACT, [row.values() for row in rows])
-        await self._summarize(tx, {event.company for event in events}, transitions)
+            tx.executemany(_CLOSE_FACT, closes)
+        tx.executemany(_INSERT_FACT, [row.values() for row in rows])
+        self._summarize(tx, {event.company for event in events}, transitions)
 
-    async def rebuild(self, tx: Transaction, pages: AsyncIterator[Sequence[RecordedEvent]]) -> None:
+    def rebuild(self, tx: Transaction, pages: Iterator[Sequence[RecordedEvent]]) -> None:
         """Refill from the log: rows first, indexes after, summaries written once."""
         self._bulk, self._dirty = {}, set()
         try:
-            async for page in pages:
-                await self.apply(tx, page)
+            for page in pages:
+                self.apply(tx, page)
             for statement in INDEXES:
-                await tx.execute(statement)
+                tx.execute(statement)
             summaries, dirty = self._bulk, sorted(self._dirty)
             for company in dirty:
                 summaries[company] = Summary(company)
-            await self._recount(tx, dirty, summaries)
-            await tx.executemany(_UPSERT_SUMMARY, [s.values() for s in summaries.values()])
+            self._recount(tx, dirty, summaries)
+            tx.executemany(_UPSERT_SUMMARY, [s.values() for s in summaries.values()])
         finally:
             self._bulk, self._dirty = None, set()
 
     @staticmethod
-    async def _open_rows(tx: Transaction, ids: Iterable[str]) -> dict[str, FactRow]:
+    def _open_rows(tx: Transaction, ids: Iterable[str]) -> dict[str, FactRow]:
         wanted = sorted(ids)
         if not wanted:
             return {}
-        found = await tx.fetch(
-            f"SELECT {FACT_COLUMNS} FROM facts "
-            "WHERE sys_to IS NULL AND position IN "
-            f"(SELECT position FROM events WHERE id IN ({_marks(wanted)}))",
+        found = tx.fetch(
+            f"SELECT {FACT_SELECT} WHERE f.sys_to IS NULL AND e.id IN ({_marks(wanted)})",
             wanted,
         )
         return {row[0]: FactRow(*row) for row in found}
 
-    async def _summarize(
+    def _summarize(
         self,
         tx: Transaction,
         touched: set[str],
@@ -288,7 +289,7 @@ class TemporalIndex:
             summaries = self._bulk
         else:
             wanted = sorted(touched)
-            stored = await tx.fetch(
+            stored = tx.fetch(
                 f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(wanted)})",
                 wanted,
             )
@@ -307,18 +308,18 @@ class TemporalIndex:
             return
         for company in recount:
             summaries[company] = Summary(company)
-        await self._recount(tx, sorted(recount), summaries)
-        await tx.executemany(
+        self._recount(tx, sorted(recount), summaries)
+        tx.executemany(
             _UPSERT_SUMMARY, [summaries[company].values() for company in sorted(touched)]
         )
 
     @staticmethod
-    async def _recount(tx: Transaction, companies: list[str], into: dict[str, Summary]) -> None:
+    def _recount(tx: Transaction, companies: list[str], into: dict[str, Summary]) -> None:
         for start in range(0, len(companies), 500):
             chunk = companies[start : start + 500]
-            live = await tx.fetch(
-                f"SELECT {FACT_COLUMNS} FROM facts WHERE sys_to IS NULL AND retracted = 0 "
-                f"AND company IN ({_marks(chunk)})",
+            live = tx.fetch(
+                f"SELECT {FACT_SELECT} WHERE f.sys_to IS NULL AND f.retracted = 0 "
+                f"AND f.company IN ({_marks(chunk)})",
                 chunk,
             )
             for values in live:

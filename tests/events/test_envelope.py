@@ -197,9 +197,12 @@ def test_float_free_types_have_no_float_fields() -> None:
         assert has_float(payload.model_json_schema()) == (name in MAY_HOLD_FLOATS), name
 
 
-def test_new_ids_are_version_4_uuids() -> None:
-    ids = {new_id() for _ in range(1000)}
-    assert len(ids) == 1000
+def test_new_ids_are_time_ordered_version_7_uuids() -> None:
+    ids = [new_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
     for value in ids:
         assert str(uuid.UUID(value)) == value
-        assert uuid.UUID(value).version == 4
+        assert uuid.UUID(value).version == 7
+        assert uuid.UUID(value).variant == uuid.RFC_4122
+    stamps = [value.replace("-", "")[:12] for value in ids]
+    assert stamps == sorted(stamps)

@@ -176,7 +176,7 @@ def test_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
                 )
             )
         )
-        facts = await store.query("SELECT * FROM facts ORDER BY event_id, sys_from")
+        facts = await store.query("SELECT * FROM facts ORDER BY position, sys_from")
         summary = await store.query("SELECT * FROM companies ORDER BY company")
         await store.close()
         return [facts, summary]
@@ -190,7 +190,7 @@ def test_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
         from events.sqlite import SQLiteEventStore
 
         store = await SQLiteEventStore.open(path)
-        facts = await store.query("SELECT * FROM facts ORDER BY event_id, sys_from")
+        facts = await store.query("SELECT * FROM facts ORDER BY position, sys_from")
         summary = await store.query("SELECT * FROM companies ORDER BY company")
         await store.close()
         return [facts, summary]
