@@ -64,7 +64,9 @@ PRAGMA temp_store = MEMORY;
 
 # Columns in the order of RecordedEvent's fields, so a row unpacks straight into one.
 COLUMNS = ", ".join(name.removesuffix("_json") for name in RecordedEvent.__slots__)
-INSERT = f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 13)})"
+INSERT_COLUMNS = COLUMNS.split(", ")
+# SQLite takes 32766 variables per statement since 3.32.
+MAX_INSERT_VARIABLES = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
 HEAD = "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
 MAX_VARIABLES = 900
 
@@ -107,6 +109,29 @@ class _Tx:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._db.executemany(sql, rows)
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert_on: str | None = None,
+    ) -> None:
+        # Multi-row VALUES: one statement step per chunk, where executemany would step (and
+        # release and retake the GIL) once per row.
+        width = len(columns)
+        per_statement = max(1, MAX_INSERT_VARIABLES // width)
+        tail = ""
+        if upsert_on is not None:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
+            tail = f" ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}"
+        one = "(" + ", ".join("?" * width) + ")"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [value for row in chunk for value in row]
+            self._db.execute(head + ", ".join([one] * len(chunk)) + tail, params)
 
     def events(self, after: int, limit: int) -> list[RecordedEvent]:
         rows = self._db.execute(
@@ -218,7 +243,7 @@ class SQLiteEventStore(EventStore):
             )
             results = [plan.add(batch) for batch in batches]
             if plan.rows:
-                tx.executemany(INSERT, [_row(event) for event in plan.rows])
+                tx.insert("events", INSERT_COLUMNS, [_row(event) for event in plan.rows])
                 for projection in self._projections:
                     projection.apply(tx, plan.rows)
             return results

@@ -50,6 +50,18 @@ class Transaction(Protocol):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert_on: str | None = None,
+    ) -> None:
+        """Insert many rows at once (the backend picks the fastest way); with `upsert_on`,
+        a row whose key already exists replaces the other columns."""
+        ...
+
     def events(self, after: int, limit: int) -> list[RecordedEvent]:
         """Log entries with position > after, in position order."""
         ...

@@ -68,13 +68,9 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS facts_company ON facts (company, lo, hi, position)",
     "CREATE INDEX IF NOT EXISTS facts_valid ON facts (lo, hi, position)",
 )
-_INSERT_FACT = f"INSERT INTO facts ({FACT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+_FACT_FIELDS = FACT_COLUMNS.split(", ")
+_SUMMARY_FIELDS = SUMMARY_COLUMNS.split(", ")
 _CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
-_UPSERT_SUMMARY = (
-    f"INSERT INTO companies ({SUMMARY_COLUMNS}) VALUES ({', '.join('?' * 14)}) "
-    "ON CONFLICT (company) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLUMNS.split(", ")[1:])
-)
 
 
 @dataclass(slots=True)
@@ -249,7 +245,7 @@ class TemporalIndex:
                 current[target] = after
         if closes:
             tx.executemany(_CLOSE_FACT, closes)
-        tx.executemany(_INSERT_FACT, [row.values() for row in rows])
+        tx.insert("facts", _FACT_FIELDS, [row.values() for row in rows])
         self._summarize(tx, {event.company for event in events}, transitions)
 
     def rebuild(self, tx: Transaction, pages: Iterator[Sequence[RecordedEvent]]) -> None:
@@ -264,7 +260,12 @@ class TemporalIndex:
             for company in dirty:
                 summaries[company] = Summary(company)
             self._recount(tx, dirty, summaries)
-            tx.executemany(_UPSERT_SUMMARY, [s.values() for s in summaries.values()])
+            tx.insert(
+                "companies",
+                _SUMMARY_FIELDS,
+                [s.values() for s in summaries.values()],
+                upsert_on="company",
+            )
         finally:
             self._bulk, self._dirty = None, set()
 
@@ -309,8 +310,11 @@ class TemporalIndex:
         for company in recount:
             summaries[company] = Summary(company)
         self._recount(tx, sorted(recount), summaries)
-        tx.executemany(
-            _UPSERT_SUMMARY, [summaries[company].values() for company in sorted(touched)]
+        tx.insert(
+            "companies",
+            _SUMMARY_FIELDS,
+            [summaries[company].values() for company in sorted(touched)],
+            upsert_on="company",
         )
 
     @staticmethod
