@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 # The default page cache (2 MB) is far too small once indexes pass a few hundred thousand rows.
 TUNING = """
 PRAGMA cache_size = -65536;
-PRAGMA mmap_size = 268435456;
+PRAGMA mmap_size = 1073741824;
 PRAGMA temp_store = MEMORY;
 """
 
@@ -133,10 +133,11 @@ class _Tx:
             params = [value for row in chunk for value in row]
             self._db.execute(head + ", ".join([one] * len(chunk)) + tail, params)
 
-    def events(self, after: int, limit: int) -> list[RecordedEvent]:
+    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[RecordedEvent]:
+        only = f"AND type IN ({_marks(types)}) " if types else ""
         rows = self._db.execute(
-            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-            (after, limit),
+            f"SELECT {COLUMNS} FROM events WHERE position > ? {only}ORDER BY position LIMIT ?",
+            (after, *types, limit),
         )
         return [RecordedEvent(*row) for row in rows]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -62,8 +62,8 @@ class Transaction(Protocol):
         a row whose key already exists replaces the other columns."""
         ...
 
-    def events(self, after: int, limit: int) -> list[RecordedEvent]:
-        """Log entries with position > after, in position order."""
+    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[RecordedEvent]:
+        """Log entries with position > after (of these types, if given), in position order."""
         ...
 
 
@@ -87,8 +87,9 @@ class Projection(Protocol):
         """Fold newly appended entries, given in position order."""
         ...
 
-    def rebuild(self, tx: Transaction, pages: Iterator[Sequence[RecordedEvent]]) -> None:
-        """Refill its (freshly created, index-less) tables from the whole log, then index."""
+    def rebuild(self, tx: Transaction, progress: Callable[[int, int], None] | None) -> None:
+        """Refill its freshly created, still index-less tables from the whole log (read
+        through `tx`), then create its indexes; report (done, total) log entries."""
         ...
 
 

@@ -3,9 +3,8 @@ until the new ones are complete."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
-from events.envelope import RecordedEvent
 from events.store import EventStore, Projection, Transaction
 from projections.temporal import TemporalIndex
 
@@ -21,29 +20,16 @@ async def rebuild(
     store: EventStore,
     kept: Sequence[Projection],
     *,
-    page: int = 20_000,
     progress: Progress | None = None,
 ) -> int:
     """Drop and refill every projection; returns how many log entries were folded."""
 
     def work(tx: Transaction) -> int:
-        done = 0
-        head = tx.fetch("SELECT COUNT(*) FROM events")[0][0]
-
-        def pages() -> Iterator[Sequence[RecordedEvent]]:
-            nonlocal done
-            done = 0
-            while events := tx.events(done, page):
-                yield events
-                done = events[-1].position
-                if progress is not None:
-                    progress(done, max(head, done))
-
         for projection in kept:
             for statement in (*projection.drop(), *projection.schema()):
                 tx.execute(statement)
-            projection.rebuild(tx, pages())
-        return done
+            projection.rebuild(tx, progress)
+        return int(tx.fetch("SELECT COUNT(*) FROM events")[0][0])
 
     return await store.run(work)
 

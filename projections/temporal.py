@@ -4,7 +4,7 @@ positions [sys_from, sys_to) in which it was in effect, plus a per-company summa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +29,7 @@ SUMMARY_COLUMNS = (
     "company, events, first_lo, first_hi, first_position, first_occurred, "
     "last_lo, last_hi, last_position, last_occurred, name, name_lo, name_hi, name_position"
 )
+Progress = Callable[[int, int], None]
 # A widened year ("2023~") spans three years: the widest range a fuzzy date can have.
 MAX_SPAN_DAYS = 3 * 366 + 1
 
@@ -70,6 +71,7 @@ INDEXES = (
 )
 _FACT_FIELDS = FACT_COLUMNS.split(", ")
 _SUMMARY_FIELDS = SUMMARY_COLUMNS.split(", ")
+_COMPANIES = "SELECT DISTINCT company FROM events"
 _CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
 
 
@@ -201,11 +203,6 @@ def _marks(values: Sequence[object]) -> str:
 class TemporalIndex:
     """The Projection keeping `facts` (versions of effective events) and `companies`."""
 
-    def __init__(self) -> None:
-        # During a rebuild, summaries live here and are written once at the end.
-        self._bulk: dict[str, Summary] | None = None
-        self._dirty: set[str] = set()
-
     def schema(self) -> Sequence[str]:
         return SCHEMA
 
@@ -248,26 +245,54 @@ class TemporalIndex:
         tx.insert("facts", _FACT_FIELDS, [row.values() for row in rows])
         self._summarize(tx, {event.company for event in events}, transitions)
 
-    def rebuild(self, tx: Transaction, pages: Iterator[Sequence[RecordedEvent]]) -> None:
-        """Refill from the log: rows first, indexes after, summaries written once."""
-        self._bulk, self._dirty = {}, set()
-        try:
-            for page in pages:
-                self.apply(tx, page)
-            for statement in INDEXES:
-                tx.execute(statement)
-            summaries, dirty = self._bulk, sorted(self._dirty)
-            for company in dirty:
-                summaries[company] = Summary(company)
-            self._recount(tx, dirty, summaries)
-            tx.insert(
-                "companies",
-                _SUMMARY_FIELDS,
-                [s.values() for s in summaries.values()],
-                upsert_on="company",
-            )
-        finally:
-            self._bulk, self._dirty = None, set()
+    def rebuild(self, tx: Transaction, progress: Progress | None = None) -> None:
+        """Refill from the log in bulk: every event's first version in one INSERT ... SELECT,
+        then the amendments' versions in log order, then the indexes, then the summaries in
+        one pass. Gives the same rows as the appends built one group at a time."""
+        total = tx.fetch("SELECT COUNT(*) FROM events")[0][0]
+        amendments = sorted(AMENDMENTS)
+        tx.execute(
+            f"INSERT INTO facts ({FACT_COLUMNS}) "
+            "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL "
+            f"FROM events WHERE type NOT IN ({_marks(amendments)}) ORDER BY position",
+            amendments,
+        )
+        if progress is not None:
+            progress(total // 2, total)
+        current: dict[str, FactRow] = {}
+        closes: list[tuple[int, int]] = []
+        rows: list[FactRow] = []
+        after = 0
+        while page := tx.events(after, 10_000, types=amendments):
+            after = page[-1].position
+            wanted = {e.data["target"] for e in page} - current.keys()
+            current.update(self._open_rows(tx, wanted))
+            for amendment in page:
+                target = amendment.data["target"]
+                before = current[target]
+                if before.sys_from == before.position:  # the first version, in the table
+                    closes.append((amendment.position, before.position))
+                else:
+                    before.sys_to = amendment.position
+                current[target] = before.amended_by(amendment)
+                rows.append(current[target])
+        tx.executemany(_CLOSE_FACT, closes)
+        tx.insert("facts", _FACT_FIELDS, [row.values() for row in rows])
+        for statement in INDEXES:
+            tx.execute(statement)
+        if progress is not None:
+            progress(total * 9 // 10, total)
+        summaries = {name: Summary(name) for (name,) in tx.fetch(_COMPANIES)}
+        for row in tx.fetch(f"SELECT {FACT_SELECT} WHERE f.sys_to IS NULL AND f.retracted = 0"):
+            summaries[row[1]].add(FactRow(*row))
+        tx.insert(
+            "companies",
+            _SUMMARY_FIELDS,
+            [summary.values() for summary in summaries.values()],
+            upsert_on="company",
+        )
+        if progress is not None:
+            progress(total, total)
 
     @staticmethod
     def _open_rows(tx: Transaction, ids: Iterable[str]) -> dict[str, FactRow]:
@@ -286,27 +311,21 @@ class TemporalIndex:
         touched: set[str],
         transitions: Sequence[tuple[FactRow | None, FactRow]],
     ) -> None:
-        if self._bulk is not None:
-            summaries = self._bulk
-        else:
-            wanted = sorted(touched)
-            stored = tx.fetch(
-                f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(wanted)})",
-                wanted,
-            )
-            summaries = {row[0]: Summary.from_row(row) for row in stored}
+        wanted = sorted(touched)
+        stored = tx.fetch(
+            f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(wanted)})",
+            wanted,
+        )
+        summaries = {row[0]: Summary.from_row(row) for row in stored}
         recount: set[str] = set()
         for before, after in transitions:
             summary = summaries.setdefault(after.company, Summary(after.company))
-            if after.company in recount or after.company in self._dirty:
+            if after.company in recount:
                 continue
             if not summary.change(before, after):
                 recount.add(after.company)
         for company in touched:
             summaries.setdefault(company, Summary(company))
-        if self._bulk is not None:
-            self._dirty |= recount  # recounted once the indexes exist
-            return
         for company in recount:
             summaries[company] = Summary(company)
         self._recount(tx, sorted(recount), summaries)

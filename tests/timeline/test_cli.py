@@ -176,6 +176,32 @@ def test_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
                 )
             )
         )
+        registered = event_in(
+            company="kuaishou",
+            type="company.registered",
+            occurred="2011",
+            data={"name": "Kuaishou"},
+        )
+        await store.append(
+            batch(
+                registered,
+                event_in(
+                    company="kuaishou",
+                    type="event.retracted",
+                    data={"target": first["id"], "reason": "wrong date"},
+                ),
+                event_in(
+                    company="kuaishou",
+                    type="event.reinstated",
+                    data={"target": first["id"], "reason": "right after all"},
+                ),
+                event_in(
+                    company="kuaishou",
+                    type="event.retracted",
+                    data={"target": registered["id"], "reason": "duplicate"},
+                ),
+            )
+        )
         facts = await store.query("SELECT * FROM facts ORDER BY position, sys_from")
         summary = await store.query("SELECT * FROM companies ORDER BY company")
         await store.close()
@@ -184,7 +210,7 @@ def test_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
     before = asyncio.run(fill_and_read())
     code, out, _ = run("rebuild", "--db", f"sqlite:///{path}")
     assert code == 0
-    assert out.startswith("rebuilt the projections from 3 events")
+    assert out.startswith("rebuilt the projections from 7 events")
 
     async def read() -> list[object]:
         from events.sqlite import SQLiteEventStore
