@@ -203,28 +203,34 @@ async def get_companies(request: web.Request) -> web.Response:
     return orjson_response({"companies": found, "known_at": known.as_json()})
 
 
-async def get_company(request: web.Request) -> web.Response:
+async def company_query(request: web.Request) -> tuple[str, date, state.KnownAt]:
+    """The company, as_of and resolved known_at of a company endpoint."""
     await authorize(request, "read")
     company, as_of = company_param(request), query_as_of(request)
+    known = await state.resolve(request.app[STORE], query_known_at(request))
+    return company, as_of, known
+
+
+def unknown_company(company: str, known: state.KnownAt) -> NotFound:
+    return NotFound(f"no event of company {company!r} is known at position {known.position}")
+
+
+async def get_company(request: web.Request) -> web.Response:
+    company, as_of, known = await company_query(request)
     include_possible = query_bool(request, "include_possible")
-    store = request.app[STORE]
-    known = await state.resolve(store, query_known_at(request))
     found = await state.company_state(
-        store, company, as_of, known, include_possible=include_possible
+        request.app[STORE], company, as_of, known, include_possible=include_possible
     )
     if found is None:
-        raise NotFound(f"no event of company {company!r} is known at position {known.position}")
+        raise unknown_company(company, known)
     return orjson_response(found)
 
 
 async def get_company_timeline(request: web.Request) -> web.Response:
-    await authorize(request, "read")
-    company, as_of = company_param(request), query_as_of(request)
-    store = request.app[STORE]
-    known = await state.resolve(store, query_known_at(request))
-    found = await state.timeline(store, company, as_of, known)
+    company, as_of, known = await company_query(request)
+    found = await state.timeline(request.app[STORE], company, as_of, known)
     if found is None:
-        raise NotFound(f"no event of company {company!r} is known at position {known.position}")
+        raise unknown_company(company, known)
     events = ",".join(f'{event.to_json()[:-1]},"status":"{status}"}}' for event, status in found)
     return json_response(
         f'{{"events":[{events}],"as_of":"{as_of.isoformat()}",'
