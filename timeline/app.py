@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -15,17 +13,10 @@ from projections.rebuild import ensure_built, projections
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
-from timeline.openapi import document
 from timeline.problems import problems
 from timeline.routes import ENDPOINTS
 
-VERSION = "0.1.0"
 log = logging.getLogger(__name__)
-
-
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    return document(ENDPOINTS, title="Timeline", version=VERSION)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:

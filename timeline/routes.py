@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -23,11 +24,11 @@ from events.store import Appended
 from events.types import EVENT_TYPES, SLUG_PATTERN
 from projections import state
 from projections.chronology import Cursor, chronology
-from timeline import models
+from timeline import __version__, models
 from timeline.auth import Scope
 from timeline.config import MAX_BODY_BYTES
 from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
-from timeline.openapi import Endpoint, Param
+from timeline.openapi import Endpoint, Param, document
 
 _SLUG = re.compile(SLUG_PATTERN)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -284,9 +285,12 @@ async def get_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "head": head.position})
 
 
-async def get_openapi(request: web.Request) -> web.Response:
-    from timeline.app import openapi_document
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    return document(ENDPOINTS, title="Timeline", version=__version__)
 
+
+async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
