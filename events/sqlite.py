@@ -293,9 +293,13 @@ class SQLiteEventStore(EventStore):
         limit: int = 100,
         companies: Sequence[str] = (),
         types: Sequence[str] = (),
+        until: int | None = None,
     ) -> list[RecordedEvent]:
         where = ["position > ?"]
         params: list[Any] = [after]
+        if until is not None:
+            where.append("position <= ?")
+            params.append(until)
         if companies:
             where.append(f"company IN ({_marks(companies)})")
             params.extend(companies)

@@ -126,8 +126,9 @@ class EventStore(ABC):
         limit: int = 100,
         companies: Sequence[str] = (),
         types: Sequence[str] = (),
+        until: int | None = None,
     ) -> list[RecordedEvent]:
-        """Entries with position > after, in position order, optionally filtered."""
+        """Entries with after < position (≤ until), in position order, optionally filtered."""
 
     @abstractmethod
     async def get(self, event_id: str) -> RecordedEvent | None:

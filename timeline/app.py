@@ -12,7 +12,8 @@ from events.writer import GroupWriter
 from projections.rebuild import ensure_built, projections
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
-from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
+from timeline.feed import Hub
+from timeline.keys import HUB, SETTINGS, STORE, TOKENS, WRITER
 from timeline.problems import problems
 from timeline.routes import ENDPOINTS
 
@@ -31,8 +32,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             digest(settings.bootstrap_token.get_secret_value()), "admin", "bootstrap"
         )
     writer = GroupWriter(store, max_pending_events=settings.max_pending_events)
+    hub = Hub((await store.head()).position, queue_size=settings.feed_queue_size)
+    writer.listeners.append(hub.publish)
     writer.start()
-    app[STORE], app[WRITER], app[TOKENS] = store, writer, Tokens(store)
+    app[STORE], app[WRITER], app[TOKENS], app[HUB] = store, writer, Tokens(store), hub
     try:
         yield
     finally:
@@ -40,10 +43,15 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+async def _close_streams(app: web.Application) -> None:
+    app[HUB].close()
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[problems], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings or Settings()
     app.cleanup_ctx.append(_storage)
+    app.on_shutdown.append(_close_streams)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
     return app

@@ -23,3 +23,5 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     shutdown_timeout: float = 10.0
     max_pending_events: int = 100_000
+    feed_queue_size: int = Field(default=1000, ge=1, description="commits a subscriber may lag")
+    feed_ping_seconds: float = Field(default=15.0, gt=0)

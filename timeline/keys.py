@@ -8,8 +8,10 @@ from events.store import EventStore
 from events.writer import GroupWriter
 from timeline.auth import Tokens
 from timeline.config import Settings
+from timeline.feed import Hub
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", EventStore)
 WRITER = web.AppKey("writer", GroupWriter)
 TOKENS = web.AppKey("tokens", Tokens)
+HUB = web.AppKey("hub", Hub)

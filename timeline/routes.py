@@ -24,10 +24,10 @@ from events.store import Appended
 from events.types import EVENT_TYPES, SLUG_PATTERN
 from projections import state
 from projections.chronology import Cursor, chronology
-from timeline import __version__, models
+from timeline import __version__, feed, models
 from timeline.auth import Scope
 from timeline.config import MAX_BODY_BYTES
-from timeline.keys import SETTINGS, STORE, TOKENS, WRITER
+from timeline.keys import HUB, SETTINGS, STORE, TOKENS, WRITER
 from timeline.openapi import Endpoint, Param, document
 
 _SLUG = re.compile(SLUG_PATTERN)
@@ -56,6 +56,10 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int | 
         bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise bad_query(name, f"must be {bounds}")
     return value
+
+
+def query_optional_int(request: web.Request, name: str) -> int | None:
+    return query_int(request, name, -1, 0) if name in request.query else None
 
 
 def query_companies(request: web.Request) -> list[str]:
@@ -285,6 +289,25 @@ async def get_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "head": head.position})
 
 
+async def get_stream(request: web.Request) -> web.StreamResponse:
+    await authorize(request, "read")
+    include = request.query.getall("include", [])
+    for value in include:
+        if value != "state":
+            raise bad_query("include", f"{value!r} is not something a stream can include")
+    after = feed.parse_last_event_id(request.headers.get("Last-Event-ID"))
+    params = feed.StreamRequest(
+        after=after if after is not None else query_optional_int(request, "after"),
+        companies=query_companies(request),
+        types=query_types(request),
+        include_state="state" in include,
+    )
+    settings = request.app[SETTINGS]
+    return await feed.stream(
+        request, request.app[STORE], request.app[HUB], params, settings.feed_ping_seconds
+    )
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     return document(ENDPOINTS, title="Timeline", version=__version__)
@@ -379,6 +402,27 @@ ENDPOINTS = [
         responses={200: models.ChronologyPage},
         params=(_FROM, _TO, _COMPANY, _TYPE, _KNOWN_AT, _LIMIT, _CURSOR),
         errors=(400, 409),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/stream",
+        get_stream,
+        "Server-Sent Events: history after a position, then live, no gap, no duplicate",
+        responses={200: None},
+        params=(
+            Param("after", {"type": "integer", "minimum": 0}, "Start after (default: head)"),
+            _COMPANY,
+            _TYPE,
+            Param("include", {"type": "string", "enum": ["state"]}, "Add company state"),
+            Param(
+                "Last-Event-ID",
+                {"type": "integer", "minimum": 0},
+                "Wins over after",
+                where="header",
+            ),
+        ),
+        errors=(400, 409),
+        content_type="text/event-stream",
     ),
     Endpoint("GET", "/v1/digest", get_digest, "The head of the hash chain", {200: models.Digest}),
     Endpoint("GET", "/healthz", get_health, "Liveness and the head position", {200: models.Health}),

@@ -1,0 +1,236 @@
+"""The live feed: a hub with one bounded queue per subscriber, and the SSE stream that replays
+history and then follows the live log with no gap and no duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+
+from events.envelope import RecordedEvent
+from events.errors import BadRequest, PositionConflict, Unavailable
+from events.store import EventStore
+from projections import state
+
+RETRY_MS = 3000
+REPLAY_PAGE = 500
+
+
+def message(event: RecordedEvent, data: str | None = None) -> bytes:
+    """One SSE message for a log position."""
+    body = event.to_json() if data is None else data
+    return f"id: {event.position}\nevent: {event.type}\ndata: {body}\n\n".encode()
+
+
+def checkpoint(position: int) -> bytes:
+    return f'id: {position}\nevent: checkpoint\ndata: {{"position":{position}}}\n\n'.encode()
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One stream's place in the hub: the commits published since it registered."""
+
+    companies: frozenset[str]
+    types: frozenset[str]
+    queue: asyncio.Queue[Sequence[RecordedEvent] | None]
+    on_overflow: Callable[[], None] = lambda: None
+    overflowed: bool = False
+    closed: bool = False
+
+    def wants(self, event: RecordedEvent) -> bool:
+        return (not self.companies or event.company in self.companies) and (
+            not self.types or event.type in self.types
+        )
+
+
+@dataclass
+class Hub:
+    """Fans each commit out to every subscriber. `publish` runs right after a commit and
+    `subscribe` reads the head, both without awaiting, so a stream that subscribed at head H
+    receives exactly the commits after H."""
+
+    head: int
+    queue_size: int = 1000
+    dropped: int = 0
+    subscribers: set[Subscriber] = field(default_factory=set)
+    closing: bool = False
+
+    def subscribe(self, companies: Sequence[str], types: Sequence[str]) -> tuple[Subscriber, int]:
+        subscriber = Subscriber(
+            frozenset(companies), frozenset(types), asyncio.Queue(self.queue_size)
+        )
+        self.subscribers.add(subscriber)
+        return subscriber, self.head
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def publish(self, events: Sequence[RecordedEvent]) -> None:
+        if not events:
+            return
+        self.head = max(self.head, events[-1].position)
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.queue.put_nowait(events)
+            except asyncio.QueueFull:
+                # Never skip silently: cut it off; it resumes by Last-Event-ID from the store.
+                subscriber.overflowed = True
+                self.subscribers.discard(subscriber)
+                self.dropped += 1
+                subscriber.on_overflow()
+
+    def close(self) -> None:
+        """End every stream (on shutdown)."""
+        self.closing = True
+        for subscriber in list(self.subscribers):
+            subscriber.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                subscriber.queue.put_nowait(None)
+        self.subscribers.clear()
+
+
+@dataclass
+class StreamRequest:
+    """The validated parameters of GET /v1/stream."""
+
+    after: int | None
+    companies: list[str]
+    types: list[str]
+    include_state: bool
+
+
+def start_position(request: StreamRequest, head: int) -> int:
+    after = head if request.after is None else request.after
+    if after > head:
+        raise PositionConflict(f"position {after} is past the head of the log ({head})", head=head)
+    return after
+
+
+def parse_last_event_id(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        raise BadRequest(
+            "Last-Event-ID must be a log position",
+            errors=[{"loc": ["header", "Last-Event-ID"], "msg": "expected a non-negative integer"}],
+        )
+    return int(raw)
+
+
+class Stream:
+    """Writes one subscriber's SSE stream: replay (after, H] from the store, then the live
+    commits, writing only positions above the last one written."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        hub: Hub,
+        params: StreamRequest,
+        response: web.StreamResponse,
+        ping_seconds: float,
+    ) -> None:
+        self.store, self.hub, self.params = store, hub, params
+        self.response, self.ping_seconds = response, ping_seconds
+        self.last = 0
+
+    async def render(self, event: RecordedEvent) -> bytes:
+        if not self.params.include_state:
+            return message(event)
+        known = state.KnownAt(event.position, event.recorded)
+        today = datetime.now(UTC).date()
+        company = await state.company_state(
+            self.store, event.company, today, known, include_possible=False
+        )
+        data = f'{{"event":{event.to_json()},"state":{orjson.dumps(company).decode()}}}'
+        return message(event, data)
+
+    async def replay(self, after: int, head: int) -> None:
+        self.last = after
+        cursor = after
+        while cursor < head:
+            page = await self.store.read(
+                after=cursor,
+                limit=REPLAY_PAGE,
+                companies=self.params.companies,
+                types=self.params.types,
+                until=head,
+            )
+            if page:
+                await self.response.write(b"".join([await self.render(e) for e in page]))
+                self.last = page[-1].position
+            if len(page) < REPLAY_PAGE:
+                break
+            cursor = page[-1].position
+        if head > self.last:
+            await self.response.write(checkpoint(head))
+            self.last = head
+
+    async def follow(self, subscriber: Subscriber) -> None:
+        while not subscriber.closed and not subscriber.overflowed:
+            try:
+                first = await asyncio.wait_for(subscriber.queue.get(), self.ping_seconds)
+            except TimeoutError:
+                await self.response.write(b": ping\n\n")
+                continue
+            commits = [first]
+            while not subscriber.queue.empty():
+                commits.append(subscriber.queue.get_nowait())
+            if any(commit is None for commit in commits) or subscriber.overflowed:
+                return
+            parts: list[bytes] = []
+            skipped = 0
+            for commit in commits:
+                assert commit is not None
+                for event in commit:
+                    if event.position <= self.last:
+                        continue
+                    if subscriber.wants(event):
+                        parts.append(await self.render(event))
+                        self.last = event.position
+                    else:
+                        skipped = event.position
+            if skipped > self.last:
+                parts.append(checkpoint(skipped))
+                self.last = skipped
+            if parts:
+                await self.response.write(b"".join(parts))
+
+
+async def stream(
+    request: web.Request,
+    store: EventStore,
+    hub: Hub,
+    params: StreamRequest,
+    ping_seconds: float,
+) -> web.StreamResponse:
+    """GET /v1/stream. Errors are raised before the response starts."""
+    if hub.closing:
+        raise Unavailable("the server is shutting down", retry_after=1)
+    subscriber, head = hub.subscribe(params.companies, params.types)
+    try:
+        after = start_position(params, head)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        transport = request.transport
+        subscriber.on_overflow = (
+            transport.close if transport is not None else subscriber.on_overflow
+        )
+        await response.prepare(request)
+        await response.write(f"retry: {RETRY_MS}\n\n".encode())
+        writer = Stream(store, hub, params, response, ping_seconds)
+        with contextlib.suppress(ConnectionError):
+            await writer.replay(after, head)
+            await writer.follow(subscriber)
+        return response
+    finally:
+        hub.unsubscribe(subscriber)
