@@ -1,0 +1,223 @@
+"""GET /v1/stream through a real server, read by an independent SSE client (httpx-sse)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestServer
+from httpx_sse import aconnect_sse
+
+from tests.factories import event_in
+from timeline.app import create_app
+from timeline.config import Settings
+from timeline.keys import HUB
+
+TOKEN = "tl_feed"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+COMPANIES = ["alibaba", "baidu", "tencent", "huawei", "meituan"]
+TYPES = ["model.launched", "team.formed", "statement.made"]
+
+
+class Live:
+    def __init__(self, server: TestServer, http: httpx.AsyncClient) -> None:
+        self.server, self.http = server, http
+        self.base = f"http://127.0.0.1:{server.port}"
+
+    async def append(self, body: Any) -> list[dict[str, Any]]:
+        response = await self.http.post(self.base + "/v1/events", json=body, headers=HEADERS)
+        assert response.status_code in (200, 201), response.text
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+
+async def start(tmp_path: Path, **settings: Any) -> Live:
+    app = create_app(
+        Settings(db=f"sqlite:///{tmp_path / 'feed.db'}", bootstrap_token=TOKEN, **settings)
+    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return Live(server, httpx.AsyncClient(timeout=30))
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    running = await start(tmp_path)
+    yield running
+    await running.http.aclose()
+    await running.server.close()
+
+
+def varied(n: int, rng: random.Random) -> dict[str, Any]:
+    kind = rng.choice(TYPES)
+    data = {
+        "model.launched": {"model": f"M{n}"},
+        "team.formed": {"name": f"T{n}"},
+        "statement.made": {"speaker": f"S{n}", "summary": "s"},
+    }[kind]
+    return event_in(company=rng.choice(COMPANIES), type=kind, occurred="2023-05", data=data)
+
+
+async def test_twenty_subscribers_resume_without_gap_or_duplicate(live: Live) -> None:
+    rng = random.Random(20)
+    total = 10_000
+    plans = []
+    for _ in range(20):
+        companies = rng.sample(COMPANIES, rng.randint(1, 3)) if rng.random() < 0.7 else []
+        types = rng.sample(TYPES, rng.randint(1, 2)) if rng.random() < 0.4 else []
+        plans.append((companies, types, random.Random(rng.random())))
+
+    async def subscribe(companies: list[str], types: list[str], dice: random.Random) -> Any:
+        seen: list[int] = []
+        last = 0
+        query = "".join(f"&company={c}" for c in companies) + "".join(f"&type={t}" for t in types)
+        while last < total:
+            budget = dice.randint(1, 2000)  # disconnect after this many messages
+            headers = {"Last-Event-ID": str(last)} if last else {}
+            url = f"{live.base}/v1/stream?after=0{query}"
+            async with aconnect_sse(live.http, "GET", url, headers=headers) as source:
+                assert source.response.headers["content-type"].startswith("text/event-stream")
+                async for sse in source.aiter_sse():
+                    if not sse.id:
+                        continue  # the retry block, pings
+                    position = int(sse.id)
+                    assert position > last, "positions only go up, never repeat"
+                    last = position
+                    if sse.event != "checkpoint":
+                        event = json.loads(sse.data)
+                        assert event["position"] == position
+                        assert sse.event == event["type"]
+                        seen.append(position)
+                    budget -= 1
+                    if budget == 0 or last >= total:
+                        break
+        return seen
+
+    readers = [asyncio.create_task(subscribe(*plan)) for plan in plans]
+    appended: list[dict[str, Any]] = []
+    for start_at in range(0, total, 100):
+        batch = [varied(n, rng) for n in range(start_at, start_at + 100)]
+        appended += await live.append({"events": batch})
+        await asyncio.sleep(0)
+    results = await asyncio.wait_for(asyncio.gather(*readers), 300)
+    assert [e["position"] for e in appended] == list(range(1, total + 1))
+    for (companies, types, _), seen in zip(plans, results, strict=True):
+        expected = [
+            e["position"]
+            for e in appended
+            if (not companies or e["company"] in companies) and (not types or e["type"] in types)
+        ]
+        assert seen == expected
+
+
+async def test_a_slow_reader_is_cut_off_and_resumes(tmp_path: Path) -> None:
+    live = await start(tmp_path, feed_queue_size=2)
+    try:
+        big = "x" * 19_000
+        async with live.http.stream("GET", live.base + "/v1/stream?after=0") as stalled:
+            assert stalled.status_code == 200
+            # Never read: the server's writes back up, its queue fills, and it must cut us off.
+            for n in range(300):
+                await live.append(
+                    event_in(
+                        company="baidu",
+                        type="statement.made",
+                        data={"speaker": f"S{n}", "summary": big},
+                    )
+                )
+                if live.server.app[HUB].dropped:
+                    break
+            assert live.server.app[HUB].dropped == 1
+            ids: list[int] = []
+
+            async def drain() -> None:
+                async for line in stalled.aiter_lines():
+                    if line.startswith("id: "):
+                        ids.append(int(line[4:]))
+
+            with pytest.raises(httpx.RemoteProtocolError):  # the server closed the connection
+                await drain()
+        head = (await live.http.get(live.base + "/healthz")).json()["head"]
+        last = ids[-1] if ids else 0
+        async with aconnect_sse(
+            live.http, "GET", live.base + "/v1/stream", headers={"Last-Event-ID": str(last)}
+        ) as source:
+            async for sse in source.aiter_sse():
+                if sse.id:
+                    ids.append(int(sse.id))
+                    if int(sse.id) == head:
+                        break
+        assert ids == list(range(1, head + 1))
+    finally:
+        await live.http.aclose()
+        await live.server.close()
+
+
+async def test_shutdown_with_open_streams_finishes_cleanly(tmp_path: Path) -> None:
+    live = await start(tmp_path)
+    await live.append(event_in(company="baidu"))
+    started = [asyncio.Event() for _ in range(5)]
+
+    async def follow(ready: asyncio.Event) -> list[str]:
+        ids = []
+        async with aconnect_sse(live.http, "GET", live.base + "/v1/stream?after=0") as source:
+            async for sse in source.aiter_sse():
+                ids.append(sse.id)
+                if sse.id == "1":
+                    ready.set()
+        return ids
+
+    readers = [asyncio.create_task(follow(ready)) for ready in started]
+    for ready in started:
+        await asyncio.wait_for(ready.wait(), 30)
+    await asyncio.wait_for(live.server.close(), 30)
+    for ids in await asyncio.wait_for(asyncio.gather(*readers), 30):
+        assert "1" in ids  # the replayed event, then a clean end of stream
+    await live.http.aclose()
+
+
+async def test_headers_retry_ping_and_included_state(tmp_path: Path) -> None:
+    live = await start(tmp_path, feed_ping_seconds=0.2)
+    try:
+        (first,) = await live.append(event_in(company="tencent", occurred="2023-05-01"))
+        async with live.http.stream("GET", live.base + "/v1/stream?after=0&include=state") as r:
+            assert r.headers["cache-control"] == "no-store"
+            assert r.headers["x-accel-buffering"] == "no"
+            lines: list[str] = []
+            async for line in r.aiter_lines():
+                lines.append(line)
+                if line == ": ping":
+                    break
+        assert lines[:2] == ["retry: 3000", ""]
+        data = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+        assert data["event"]["id"] == first["id"]
+        assert data["state"]["known_at"]["position"] == 1
+        assert [m["model"] for m in data["state"]["models"]] == [first["data"]["model"]]
+    finally:
+        await live.http.aclose()
+        await live.server.close()
+
+
+async def test_bad_parameters_are_refused_before_the_stream(live: Live) -> None:
+    await live.append(event_in(company="baidu"))
+    for query, headers, status, where in [
+        ("after=-1", {}, 400, ["query", "after"]),
+        ("after=soon", {}, 400, ["query", "after"]),
+        ("company=Bad_Slug", {}, 400, ["query", "company"]),
+        ("type=rumor", {}, 400, ["query", "type"]),
+        ("include=everything", {}, 400, ["query", "include"]),
+        ("", {"Last-Event-ID": "x"}, 400, ["header", "Last-Event-ID"]),
+        ("after=2", {}, 409, None),
+        ("", {"Last-Event-ID": "5"}, 409, None),
+    ]:
+        response = await live.http.get(f"{live.base}/v1/stream?{query}", headers=headers)
+        assert response.status_code == status, query
+        assert response.headers["content-type"].startswith("application/problem+json")
+        if where is not None:
+            assert response.json()["errors"][0]["loc"] == where
