@@ -39,9 +39,15 @@ class GroupWriter:
         self._max_group = max_group_events
         self._max_pending = max_pending_events
         self._pending_events = 0
+        self.appended = 0
+        self.groups = 0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+
+    @property
+    def pending_events(self) -> int:
+        return self._pending_events
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="timeline-group-writer")
@@ -102,6 +108,8 @@ class GroupWriter:
             if isinstance(result, Appended) and result.created
             for event in result.events
         ]
+        self.groups += 1
+        self.appended += len(created)
         if created:
             for listener in self.listeners:
                 try:

@@ -10,10 +10,11 @@ from aiohttp import web
 from events.backends import open_store
 from events.writer import GroupWriter
 from projections.rebuild import ensure_built, projections
+from timeline import metrics
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.feed import Hub
-from timeline.keys import HUB, SETTINGS, STORE, TOKENS, WRITER
+from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WRITER
 from timeline.problems import problems
 from timeline.routes import ENDPOINTS
 
@@ -36,6 +37,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     writer.listeners.append(hub.publish)
     writer.start()
     app[STORE], app[WRITER], app[TOKENS], app[HUB] = store, writer, Tokens(store), hub
+    app[METRICS] = metrics.registry(writer, hub)
     try:
         yield
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from events.store import EventStore
 from events.writer import GroupWriter
@@ -15,3 +16,4 @@ STORE = web.AppKey("store", EventStore)
 WRITER = web.AppKey("writer", GroupWriter)
 TOKENS = web.AppKey("tokens", Tokens)
 HUB = web.AppKey("hub", Hub)
+METRICS = web.AppKey("metrics", CollectorRegistry)

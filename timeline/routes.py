@@ -24,10 +24,10 @@ from events.store import Appended
 from events.types import EVENT_TYPES, SLUG_PATTERN
 from projections import state
 from projections.chronology import Cursor, chronology
-from timeline import __version__, feed, models
+from timeline import __version__, feed, metrics, models
 from timeline.auth import Scope
 from timeline.config import MAX_BODY_BYTES
-from timeline.keys import HUB, SETTINGS, STORE, TOKENS, WRITER
+from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WRITER
 from timeline.openapi import Endpoint, Param, document
 
 _SLUG = re.compile(SLUG_PATTERN)
@@ -308,6 +308,10 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def get_metrics(request: web.Request) -> web.Response:
+    return metrics.render(request.app[METRICS])
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     return document(ENDPOINTS, title="Timeline", version=__version__)
@@ -426,5 +430,13 @@ ENDPOINTS = [
     ),
     Endpoint("GET", "/v1/digest", get_digest, "The head of the hash chain", {200: models.Digest}),
     Endpoint("GET", "/healthz", get_health, "Liveness and the head position", {200: models.Health}),
+    Endpoint(
+        "GET",
+        "/metrics",
+        get_metrics,
+        "Prometheus metrics",
+        {200: None},
+        content_type="text/plain",
+    ),
     Endpoint("GET", "/openapi.json", get_openapi, "This document", {200: None}),
 ]

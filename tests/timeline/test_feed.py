@@ -144,6 +144,9 @@ async def test_a_slow_reader_is_cut_off_and_resumes(tmp_path: Path) -> None:
             with pytest.raises(httpx.RemoteProtocolError):  # the server closed the connection
                 await drain()
         head = (await live.http.get(live.base + "/healthz")).json()["head"]
+        scraped = (await live.http.get(live.base + "/metrics")).text
+        assert "timeline_feed_dropped_subscribers_total 1.0" in scraped
+        assert f"timeline_appended_events_total {head}.0" in scraped
         last = ids[-1] if ids else 0
         async with aconnect_sse(
             live.http, "GET", live.base + "/v1/stream", headers={"Last-Event-ID": str(last)}
