@@ -14,9 +14,10 @@ from timeline import metrics
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.feed import Hub
-from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WRITER
+from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
 from timeline.problems import problems
 from timeline.routes import ENDPOINTS
+from timeline.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,17 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         )
     writer = GroupWriter(store, max_pending_events=settings.max_pending_events)
     hub = Hub((await store.head()).position, queue_size=settings.feed_queue_size)
-    writer.listeners.append(hub.publish)
+    webhooks = Webhooks(store, backoff=settings.webhook_backoff_seconds)
+    writer.listeners += [hub.publish, webhooks.notify]
     writer.start()
+    await webhooks.start()
+    app[WEBHOOKS] = webhooks
     app[STORE], app[WRITER], app[TOKENS], app[HUB] = store, writer, Tokens(store), hub
     app[METRICS] = metrics.registry(writer, hub)
     try:
         yield
     finally:
+        await webhooks.stop()
         await writer.stop()
         await store.close()
 

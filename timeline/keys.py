@@ -10,6 +10,7 @@ from events.writer import GroupWriter
 from timeline.auth import Tokens
 from timeline.config import Settings
 from timeline.feed import Hub
+from timeline.webhooks import Webhooks
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", EventStore)
@@ -17,3 +18,4 @@ WRITER = web.AppKey("writer", GroupWriter)
 TOKENS = web.AppKey("tokens", Tokens)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", CollectorRegistry)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 from events.envelope import (
     EventBatchIn,
@@ -18,6 +19,7 @@ from events.envelope import (
     RecordedEvent,
     parse_json,
     validate_body,
+    validation_errors,
 )
 from events.errors import BadRequest, NotFound, TooLarge, ValidationFailed
 from events.store import Appended
@@ -27,8 +29,9 @@ from projections.chronology import Cursor, chronology
 from timeline import __version__, feed, metrics, models
 from timeline.auth import Scope
 from timeline.config import MAX_BODY_BYTES
-from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WRITER
+from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
 from timeline.openapi import Endpoint, Param, document
+from timeline.webhooks import WebhookIn
 
 _SLUG = re.compile(SLUG_PATTERN)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -308,6 +311,40 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def post_webhook(request: web.Request) -> web.Response:
+    await authorize(request, "admin")
+    try:
+        body = parse_json(await request.read())
+        spec = WebhookIn.model_validate(body)
+    except ValueError as exc:
+        errors = (
+            validation_errors(exc, ["body"])
+            if isinstance(exc, ValidationError)
+            else [{"loc": ["body"], "msg": f"invalid JSON: {exc}"}]
+        )
+        raise ValidationFailed("the body is not a valid webhook", errors=errors) from None
+    hook = await request.app[WEBHOOKS].create(spec)
+    return orjson_response(hook.public(with_secret=True), 201)
+
+
+async def get_webhooks(request: web.Request) -> web.Response:
+    await authorize(request, "admin")
+    hooks = await request.app[WEBHOOKS].all()
+    return orjson_response({"webhooks": [hook.public() for hook in hooks]})
+
+
+async def get_webhook(request: web.Request) -> web.Response:
+    await authorize(request, "admin")
+    hook = await request.app[WEBHOOKS].get(request.match_info["id"])
+    return orjson_response(hook.public())
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    await authorize(request, "admin")
+    await request.app[WEBHOOKS].delete(request.match_info["id"])
+    return web.Response(status=204)
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     return metrics.render(request.app[METRICS])
 
@@ -430,6 +467,37 @@ ENDPOINTS = [
     ),
     Endpoint("GET", "/v1/digest", get_digest, "The head of the hash chain", {200: models.Digest}),
     Endpoint("GET", "/healthz", get_health, "Liveness and the head position", {200: models.Health}),
+    Endpoint(
+        "POST",
+        "/v1/webhooks",
+        post_webhook,
+        "Subscribe a URL to signed deliveries of matching events (the secret is shown once)",
+        body=WebhookIn,
+        responses={201: None},
+        scope="admin",
+        errors=(401, 403, 409, 422),
+    ),
+    Endpoint("GET", "/v1/webhooks", get_webhooks, "Every webhook", {200: None}, scope="admin"),
+    Endpoint(
+        "GET",
+        "/v1/webhooks/{id}",
+        get_webhook,
+        "A webhook and its acknowledged position",
+        {200: None},
+        params=(Param("id", {"type": "string"}, "Webhook id", where="path"),),
+        scope="admin",
+        errors=(404,),
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/webhooks/{id}",
+        delete_webhook,
+        "Stop and remove a webhook",
+        {204: None},
+        params=(Param("id", {"type": "string"}, "Webhook id", where="path"),),
+        scope="admin",
+        errors=(404,),
+    ),
     Endpoint(
         "GET",
         "/metrics",
