@@ -31,13 +31,17 @@ def checkpoint(position: int) -> bytes:
     return f'id: {position}\nevent: checkpoint\ndata: {{"position":{position}}}\n\n'.encode()
 
 
+# A commit as the hub hands it out: each event with its SSE message, rendered once for all.
+Commit = Sequence[tuple[RecordedEvent, bytes]]
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One stream's place in the hub: the commits published since it registered."""
 
     companies: frozenset[str]
     types: frozenset[str]
-    queue: asyncio.Queue[Sequence[RecordedEvent] | None]
+    queue: asyncio.Queue[Commit | None]
     on_overflow: Callable[[], None] = lambda: None
     overflowed: bool = False
     closed: bool = False
@@ -74,9 +78,10 @@ class Hub:
         if not events:
             return
         self.head = max(self.head, events[-1].position)
+        commit = [(event, message(event)) for event in events]
         for subscriber in list(self.subscribers):
             try:
-                subscriber.queue.put_nowait(events)
+                subscriber.queue.put_nowait(commit)
             except asyncio.QueueFull:
                 # Never skip silently: cut it off; it resumes by Last-Event-ID from the store.
                 subscriber.overflowed = True
@@ -172,11 +177,15 @@ class Stream:
 
     async def follow(self, subscriber: Subscriber) -> None:
         while not subscriber.closed and not subscriber.overflowed:
-            try:
-                first = await asyncio.wait_for(subscriber.queue.get(), self.ping_seconds)
-            except TimeoutError:
-                await self.response.write(b": ping\n\n")
-                continue
+            if subscriber.queue.empty():
+                try:
+                    async with asyncio.timeout(self.ping_seconds):
+                        first = await subscriber.queue.get()
+                except TimeoutError:
+                    await self.response.write(b": ping\n\n")
+                    continue
+            else:
+                first = subscriber.queue.get_nowait()
             commits = [first]
             while not subscriber.queue.empty():
                 commits.append(subscriber.queue.get_nowait())
@@ -186,11 +195,13 @@ class Stream:
             skipped = 0
             for commit in commits:
                 assert commit is not None
-                for event in commit:
+                for event, rendered in commit:
                     if event.position <= self.last:
                         continue
                     if subscriber.wants(event):
-                        parts.append(await self.render(event))
+                        parts.append(
+                            await self.render(event) if self.params.include_state else rendered
+                        )
                         self.last = event.position
                     else:
                         skipped = event.position
