@@ -296,6 +296,14 @@ async def test_openapi_describes_every_endpoint(api: Api) -> None:
         ("/v1/events/{id}", "get"),
         ("/v1/digest", "get"),
         ("/healthz", "get"),
+        ("/v1/companies", "get"),
+        ("/v1/companies/{company}", "get"),
+        ("/v1/companies/{company}/timeline", "get"),
+        ("/v1/chronology", "get"),
+        ("/v1/stream", "get"),
+        ("/v1/webhooks", "post"),
+        ("/v1/webhooks/{id}", "delete"),
+        ("/metrics", "get"),
     ]:
         assert method in document["paths"][path]
     post = document["paths"]["/v1/events"]["post"]
@@ -303,6 +311,8 @@ async def test_openapi_describes_every_endpoint(api: Api) -> None:
     assert set(post["responses"]) >= {"200", "201", "401", "403", "409", "413", "422"}
     schemas = document["components"]["schemas"]
     assert "RecordedEvent" in schemas
+    assert "CompanyState" in schemas
+    assert "WebhookIn" in schemas
     assert "ModelLaunched" in schemas
     assert schemas["EventBatchIn"]["properties"]["events"]["maxItems"] == 1000
 
