@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/timeline serve $(ARGS)
 
+# A store left open by a failing test keeps a non-daemon database thread alive and the
+# interpreter from exiting: bound the run so such a failure fails fast instead of hanging.
+TEST_TIMEOUT ?= 900
+
 test: $(STAMP)
-	$(BIN)/pytest -q
+	timeout --kill-after=30 $(TEST_TIMEOUT) $(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
