@@ -131,7 +131,16 @@ async def measure(port: int, subscribers: int, rate: float, seconds: float) -> d
 def run(subscribers: int, rate: float, seconds: float, pin: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="timeline-feed-") as folder:
         env = {**os.environ, "TIMELINE_BOOTSTRAP_TOKEN": TOKEN}
-        command = [sys.executable, "-m", "timeline.cli", "serve", "--port", "0", "--db"]
+        command = [
+            sys.executable,
+            "-m",
+            "timeline.cli",
+            "serve",
+            "--no-seed",
+            "--port",
+            "0",
+            "--db",
+        ]
         server = subprocess.Popen(
             pinned([*command, f"sqlite:///{Path(folder) / 'feed.db'}"], 0 if pin else None),
             cwd=ROOT,

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -16,11 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from events.backends import open_store
+from events.envelope import parse_json, validate_body
 from events.store import EventStore
 from projections.rebuild import projections, rebuild
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "big-models-2023.ndjson"
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -34,22 +38,34 @@ async def _open(settings: Settings) -> EventStore:
     )
 
 
-async def _first_token(settings: Settings) -> str | None:
-    """On a database with no token, make an `append` token; the secret is returned once."""
+async def _load_seeds(store: EventStore) -> int:
+    """Append the seed timeline (NDJSON of EventIn, stable ids: loading twice is a no-op)."""
+    lines = SEEDS.read_text(encoding="utf-8").splitlines()
+    events = validate_body({"events": [parse_json(line) for line in lines if line.strip()]})
+    await store.append(events)
+    return len(events)
+
+
+async def _first_run(settings: Settings, *, seed: bool) -> tuple[str | None, int]:
+    """On a database with no token, make an `append` token (its secret is returned once);
+    on an empty log, load the seed timeline unless told not to."""
     store = await _open(settings)
     try:
         if settings.bootstrap_token is not None:
             secret = settings.bootstrap_token.get_secret_value()
             await store.add_token(digest(secret), "admin", "bootstrap")
+        seeded = await _load_seeds(store) if seed and (await store.head()).position == 0 else 0
         if await store.count_tokens() > 0:
-            return None
-        return await create_token(store, "append", "first run")
+            return None, seeded
+        return await create_token(store, "append", "first run"), seeded
     finally:
         await store.close()
 
 
-async def _serve(settings: Settings) -> None:
-    token = await _first_token(settings)
+async def _serve(settings: Settings, *, seed: bool) -> None:
+    token, seeded = await _first_run(settings, seed=seed)
+    if seeded:
+        print(f"Loaded the seed timeline: {seeded} events", flush=True)
     runner = web.AppRunner(
         create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_timeout
     )
@@ -73,7 +89,7 @@ async def _serve(settings: Settings) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, seed=not args.no_seed))
     return 0
 
 
@@ -146,6 +162,9 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", parents=[db], help="serve the HTTP API")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 8080; 0 = any free)")
+    run.add_argument(
+        "--no-seed", action="store_true", help="do not load the seed timeline into an empty log"
+    )
     run.set_defaults(func=serve)
 
     check = commands.add_parser("verify", parents=[db], help="recompute the hash chain")

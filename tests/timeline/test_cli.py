@@ -17,6 +17,7 @@ import pytest
 from tests.factories import event_in
 
 TIMELINE = [sys.executable, "-m", "timeline.cli"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -78,9 +79,15 @@ async def test_first_run_prints_a_token_that_appends(fresh: Server) -> None:
         headers = {"Authorization": f"Bearer {fresh.token}"}
         async with http.post(fresh.url + "v1/events", json=body, headers=headers) as response:
             assert response.status == 201
-        async with http.get(fresh.url + "v1/events") as response:
+        async with http.get(fresh.url + "v1/events?limit=1000") as response:
             page = await response.json()
-    assert [e["id"] for e in page["events"]] == [body["id"]]
+        async with http.get(fresh.url + "v1/companies/alibaba?as_of=2023-09-12") as response:
+            alibaba = await response.json()
+    # An empty database starts with the seed timeline; the new event follows it.
+    seeds = len((ROOT / "seeds" / "big-models-2023.ndjson").read_text().splitlines())
+    assert [e["id"] for e in page["events"]][seeds:] == [body["id"]]
+    assert page["head"] == seeds + 1
+    assert [letter["author"] for letter in alibaba["letters"]] == ["Wu Yongming"]
     fresh.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(fresh.process.wait(), 20) == 0
 
@@ -92,6 +99,9 @@ async def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
     assert await asyncio.wait_for(first.process.wait(), 20) == 0
     second = await start(db)
     assert second.token is None
+    async with aiohttp.ClientSession() as http, http.get(second.url + "healthz") as response:
+        seeded = (await response.json())["head"]
+    assert seeded > 50  # loaded once, on the first start only
     second.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(second.process.wait(), 20) == 0
 
