@@ -36,22 +36,14 @@ class KnownAt:
 
 
 async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt:
-    """known_at (a position, an aware time, or None for the head) → the position S it means."""
-    head = await store.head()
+    """known_at (a position, an aware time, or None for the head) → the position S it means.
+    One query in every case that succeeds."""
     if known_at is None:
+        head = await store.head()
         return KnownAt(head.position, head.recorded)
-    if isinstance(known_at, int):
-        if known_at > head.position:
-            raise PositionConflict(
-                f"position {known_at} is past the head of the log ({head.position})",
-                head=head.position,
-            )
-        position = known_at
-        rows = await store.query(
-            "SELECT position, recorded FROM events WHERE position = ?", (position,)
-        )
-    else:
+    if isinstance(known_at, datetime):
         if known_at > datetime.now(UTC):
+            head = await store.head()
             raise PositionConflict(
                 "known_at is in the future; nothing is known there yet", head=head.position
             )
@@ -60,7 +52,19 @@ async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt
             "ORDER BY position DESC LIMIT 1",
             (timestamp(known_at),),
         )
-    return KnownAt(*rows[0]) if rows else KnownAt(0, None)
+        return KnownAt(*rows[0]) if rows else KnownAt(0, None)
+    rows = await store.query(
+        "SELECT position, recorded FROM events WHERE position = ?", (known_at,)
+    )
+    if rows:
+        return KnownAt(*rows[0])
+    if known_at == 0:
+        return KnownAt(0, None)
+    # Positions are gapless: a positive position not in the log lies past its head.
+    head = await store.head()
+    raise PositionConflict(
+        f"position {known_at} is past the head of the log ({head.position})", head=head.position
+    )
 
 
 def _fact(row: tuple[Any, ...]) -> Fact:

@@ -62,7 +62,7 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int | 
 
 
 def query_optional_int(request: web.Request, name: str) -> int | None:
-    return query_int(request, name, -1, 0) if name in request.query else None
+    return query_int(request, name, 0, 0) if name in request.query else None
 
 
 def query_companies(request: web.Request) -> list[str]:
