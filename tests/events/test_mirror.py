@@ -1,0 +1,132 @@
+"""The fast validation path (TypedDict mirrors) never disagrees with the models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from events import types as t
+from events.envelope import EventIn, validate_body
+from events.errors import ValidationFailed
+from events.mirror import NoMirror, mirror, mirror_type
+
+SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "big-models-2023.ndjson"
+SEED_EVENTS = [json.loads(line) for line in SEEDS.read_text().splitlines() if line.strip()]
+
+fast = TypeAdapter[Any](mirror_type(EventIn))
+model = TypeAdapter[Any](EventIn)
+
+FINANCIAL: dict[str, Any] = {
+    "type": "financial.report",
+    "company": "tencent",
+    "occurred": "2023-11-15",
+    "data": {
+        "period": "2023-Q3",
+        "metrics": [{"name": "ad revenue", "value": 25.7e9, "unit": "CNY", "yoy_pct": 20.0}],
+        "highlights": ["grew"],
+    },
+    "id": "0190B0C0-0000-7000-8000-000000000001",
+}
+CORRECTION: dict[str, Any] = {
+    "type": "event.corrected",
+    "company": "didi",
+    "occurred": "2023-06",
+    "data": {"target": "0190b0c0-0000-7000-8000-000000000001", "confidence": "rumored"},
+}
+EXAMPLES = [*SEED_EVENTS, FINANCIAL, CORRECTION]
+
+# Built afresh on every draw: a mutation may later write into a drawn list or dict.
+ODD_VALUES = st.sampled_from(
+    ["null", "0", "1.0", "2.5", "true", '""', '"x"', '"2023-Q3"', '"' + "a" * 400 + '"', "[]"]
+    + ['["x"]', "{}", '{"k": 1}', "-1"]
+).map(json.loads)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(_paths(item, (*prefix, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_paths(item, (*prefix, index)))
+    return found
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> Any:
+    """A valid event with one to three places replaced, removed or added to."""
+    event = json.loads(json.dumps(draw(st.sampled_from(EXAMPLES))))
+    for _ in range(draw(st.integers(0, 3))):
+        path = draw(st.sampled_from(_paths(event)))
+        if not path:
+            continue
+        *parents, last = path
+        holder = event
+        for part in parents:
+            holder = holder[part]
+        action = draw(st.sampled_from(["replace", "remove", "add"]))
+        if action == "replace":
+            holder[last] = draw(ODD_VALUES)
+        elif action == "remove" and isinstance(holder, dict):
+            del holder[last]
+        elif isinstance(holder, dict):
+            holder[draw(st.sampled_from(["extra", "stage", "role", "unit", "aliases"]))] = draw(
+                ODD_VALUES
+            )
+    return event
+
+
+def _by_model(value: Any) -> Any:
+    return model.dump_python(model.validate_python(value), exclude_none=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(mutated())
+def test_whatever_the_mirror_accepts_the_model_accepts_the_same(event: Any) -> None:
+    try:
+        quick = fast.validate_python(event)
+    except ValidationError:
+        return  # the model decides; validate_body's own tests cover what it says
+    assert {"confidence": "reported", **quick} == _by_model(event)
+
+
+@pytest.mark.parametrize("event", [SEED_EVENTS[-1], FINANCIAL, CORRECTION])
+def test_the_mirror_takes_the_common_case(event: dict[str, Any]) -> None:
+    if event["type"] == "event.corrected":
+        with pytest.raises(ValidationError):  # a model validator: no mirror, the model decides
+            fast.validate_python(event)
+    else:
+        assert {"confidence": "reported", **fast.validate_python(event)} == _by_model(event)
+
+
+def test_a_null_goes_to_the_model_and_is_dropped() -> None:
+    event = {**FINANCIAL, "source": None, "confidence": "confirmed"}
+    with pytest.raises(ValidationError):
+        fast.validate_python(event)
+    (validated,) = validate_body(event)
+    assert validated.source_json is None and validated.confidence == "confirmed"
+
+
+def test_refusals_still_name_the_place() -> None:
+    event = {**FINANCIAL, "data": {"period": "2023-Q3", "metrics": [{"value": 1}]}}
+    with pytest.raises(ValidationFailed) as caught:
+        validate_body({"events": [EXAMPLES[0], event]})
+    assert caught.value.errors[0]["loc"] == ["body", "events", 1, "data", "metrics", 0, "name"]
+
+
+def test_models_with_validators_have_no_mirror() -> None:
+    with pytest.raises(NoMirror):
+        mirror(t.EventCorrected)
+
+    class Aliased(BaseModel):
+        value: int = 0
+        model_config = {"populate_by_name": True}
+
+    assert mirror(Aliased) is mirror(Aliased)  # derived once
