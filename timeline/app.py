@@ -10,7 +10,7 @@ from aiohttp import web
 from events.backends import open_store
 from events.writer import GroupWriter
 from projections.rebuild import ensure_built, projections
-from timeline import metrics
+from timeline import dashboard, metrics
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.feed import Hub
@@ -61,4 +61,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.on_shutdown.append(_close_streams)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+    dashboard.setup(app)
     return app

@@ -80,6 +80,7 @@ async def _serve(settings: Settings, *, seed: bool) -> None:
     if token is not None:
         print(f"Append token (shown only this once): {token}", flush=True)
     print(f"Timeline is serving http://{host}:{port}/ (database {settings.db})", flush=True)
+    print(f"Dashboard: http://{host}:{port}/", flush=True)
     try:
         await stop.wait()
     finally:

@@ -42,10 +42,8 @@ CORRECTION: dict[str, Any] = {
 EXAMPLES = [*SEED_EVENTS, FINANCIAL, CORRECTION]
 
 # Built afresh on every draw: a mutation may later write into a drawn list or dict.
-ODD_VALUES = st.sampled_from(
-    ["null", "0", "1.0", "2.5", "true", '""', '"x"', '"2023-Q3"', '"' + "a" * 400 + '"', "[]"]
-    + ['["x"]', "{}", '{"k": 1}', "-1"]
-).map(json.loads)
+ODD_JSON = ["null", "0", "1.0", "2.5", "-1", "true", '""', '"x"', '"2023-Q3"', "[]", '["x"]']
+ODD_VALUES = st.sampled_from([*ODD_JSON, "{}", '{"k": 1}', json.dumps("a" * 400)]).map(json.loads)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -1,0 +1,410 @@
+"""The dashboard at `/`: its files and headers through the test client, and the page itself in
+a real browser (Debian's Chromium, driven by Playwright) against a real `timeline serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+
+from tests.api import AiohttpClient, Api, make_api, problem
+from tests.factories import event_in
+from timeline.dashboard import STATIC
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+SEEDS = [
+    json.loads(line)
+    for line in (ROOT / "seeds" / "big-models-2023.ndjson").read_text().splitlines()
+    if line.strip()
+]
+LETTER = next(e for e in SEEDS if e["type"] == "ceo.letter" and e["company"] == "alibaba")
+TONGYI = next(e for e in SEEDS if e["data"].get("model") == "Tongyi Qianwen")
+PINDUODUO_TEAM = next(
+    e for e in SEEDS if e["type"] == "team.formed" and e["occurred"] == "2023-11~"
+)
+ADMIN = "tl_dashboard-admin"
+CHROMIUM = os.environ.get("TIMELINE_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = Path(CHROMIUM).is_file()
+# The machine has no network: without these, Chromium waits on connections that never come.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STATE_SECTIONS = [
+    "models",
+    "teams",
+    "filings",
+    "letters",
+    "statements",
+    "integrations",
+    "financials",
+]
+
+
+# ---- the page and its files, through the test client --------------------------------------
+
+
+async def test_the_page_is_served_with_its_headers_and_files(api: Api) -> None:
+    response = await api.client.get("/")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    html = await response.text()
+    linked = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sorted(set(linked)) == ["/static/app.js", "/static/favicon.svg", "/static/style.css"]
+    for path, content_type in [
+        ("/static/app.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ]:
+        asset = await api.client.get(path)
+        assert asset.status == 200, path
+        assert asset.content_type == content_type
+        assert asset.headers["Cache-Control"] == "no-cache"
+        again = await api.client.get(path, headers={"If-None-Match": asset.headers["ETag"]})
+        assert again.status == 304
+    for missing in ["/static/nope.js", "/static/..%2Fdashboard.py", "/static/index.htm"]:
+        await problem(await api.client.get(missing), 404, "not-found")
+    await problem(await api.client.post("/"), 405, "bad-request")
+
+
+def test_the_page_writes_no_markup_and_loads_nothing_from_elsewhere() -> None:
+    script = (STATIC / "app.js").read_text()
+    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]:
+        assert sink not in script
+    for name in ["index.html", "app.js", "style.css"]:
+        text = (STATIC / name).read_text()
+        elsewhere = set(re.findall(r"https?://[^\s\"')]+", text)) - {"http://www.w3.org/2000/svg"}
+        assert elsewhere == set(), name
+
+
+async def test_access_token_authenticates_reads_only(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    api = await make_api(aiohttp_client, tmp_path, read_auth=True)
+    read = api.tokens["read"]
+    assert (await api.client.get("/")).status == 200  # the page must load to ask for a token
+    await problem(await api.client.get("/v1/events"), 401, "unauthorized")
+    assert (await api.client.get(f"/v1/events?access_token={read}")).status == 200
+    await problem(await api.client.get("/v1/events?access_token=tl_nope"), 401, "unauthorized")
+    # The header wins over the parameter.
+    bad_header = {"Authorization": "Bearer tl_nope"}
+    response = await api.client.get(f"/v1/events?access_token={read}", headers=bad_header)
+    await problem(response, 401, "unauthorized")
+    # Writes need the header.
+    response = await api.client.post(
+        f"/v1/events?access_token={api.tokens['append']}", json=event_in()
+    )
+    await problem(response, 401, "unauthorized")
+    async with api.client.get(f"/v1/stream?after=0&access_token={read}") as stream:
+        assert stream.status == 200
+        assert await stream.content.readline() == b"retry: 3000\n"
+
+
+# ---- the page in a browser, against `timeline serve` ---------------------------------------
+
+
+class Server:
+    """`timeline serve` as a child process, on a port that a restart keeps."""
+
+    def __init__(self, db: Path, **env: str) -> None:
+        self.db, self.env, self.port = db, env, 0
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "timeline.cli", "serve", "--db", f"sqlite:///{self.db}"],
+            *["--port", str(self.port)],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "TIMELINE_BOOTSTRAP_TOKEN": ADMIN, **self.env},
+        )
+        assert self.process.stdout is not None
+        while True:
+            line = (await asyncio.wait_for(self.process.stdout.readline(), 30)).decode()
+            assert line, "the server exited before it was ready"
+            if found := re.search(r"Dashboard: http://127\.0\.0\.1:(\d+)/", line):
+                self.port = int(found.group(1))
+                return
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(self.process.wait(), 20) == 0
+
+    async def get(self, path: str, token: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.url + path, headers=headers) as response,
+        ):
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def append(self, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.url + "v1/events", json=body, headers=headers) as response,
+        ):
+            assert response.status == 201, await response.text()
+            (stored,) = (await response.json())["events"]
+            return dict(stored)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        reason = f"no Chromium at {CHROMIUM}: apt-get install chromium, or set TIMELINE_CHROMIUM"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        await launched.close()
+
+
+async def open_page(browser: Browser) -> tuple[Page, list[str]]:
+    """A page, and the script errors and policy violations it reports as it goes."""
+    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return page, problems
+
+
+async def set_as_of(page: Page, text: str, day: str) -> None:
+    await page.fill("#as-of", text)
+    await page.press("#as-of", "Enter")
+    await expect(page.locator("#company-view .known")).to_contain_text(f"As of {day} ")
+
+
+async def ids(locator: Locator) -> list[str]:
+    found: list[str] = await locator.evaluate_all("nodes => nodes.map(n => n.dataset.id)")
+    return found
+
+
+async def assert_shows(page: Page, company: dict[str, Any]) -> None:
+    """The company view lists exactly the API's state: each list, and `possible` apart."""
+    view = page.locator("#company-view")
+    for section in STATE_SECTIONS:
+        shown = await ids(view.locator(f'[data-section="{section}"] .item'))
+        assert shown == [item["id"] for item in company[section]], section
+    possible = await ids(view.locator('[data-section="possible"] .item.possible'))
+    assert possible == [item["id"] for item in company["possible"]]
+    assert await view.locator(".item.possible").count() == len(company["possible"])
+
+
+async def test_the_dashboard_in_a_browser(tmp_path: Path, browser: Browser) -> None:
+    server = Server(tmp_path / "dashboard.db")
+    await server.start()
+    try:
+        page, problems = await open_page(browser)
+        await page.goto(server.url)
+        await page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
+        cards = page.locator("#chronology .card")
+        status = page.locator("#status")
+
+        # (1) The seeded chronology, one card per event the API lists, and the swimlanes.
+        chronology = (await server.get("v1/chronology?limit=1000"))["events"]
+        companies = (await server.get("v1/companies"))["companies"]
+        await expect(cards).to_have_count(len(chronology))
+        assert await ids(cards) == [e["id"] for e in reversed(chronology)]  # newest first
+        await expect(page.locator("#count")).to_have_text(f"{len(chronology)} events")
+        letter = page.locator(f'#chronology .card[data-id="{LETTER["id"]}"]')
+        await expect(letter).to_contain_text("Wu Yongming")
+        await expect(letter.locator(".date")).to_have_text("2023-09-12")
+        await expect(letter.locator(".confidence")).to_have_text("✓ confirmed")
+        tongyi = page.locator(f'#chronology .card[data-id="{TONGYI["id"]}"]')
+        await expect(tongyi.locator(".title")).to_have_text("Tongyi Qianwen launched")
+        await expect(tongyi.locator(".date")).to_have_text("~2023-Q1")
+        await expect(tongyi.locator(".date")).to_have_attribute(
+            "title", "2022-10-01 to 2023-06-30 (quarter, approximate)"
+        )
+        quote = tongyi.locator(".source blockquote")
+        await expect(quote).to_be_hidden()
+        await tongyi.locator(".source summary").click()
+        await expect(quote).to_have_text(TONGYI["source"]["quote"])
+        await expect(page.locator("#lanes .lane")).to_have_count(len(companies))
+        await expect(page.locator("#lanes .mark")).to_have_count(len(chronology))
+        await expect(page.locator(f'#lanes .mark.ranged[data-id="{TONGYI["id"]}"]')).to_have_count(
+            1
+        )
+        await expect(status).to_have_attribute("data-state", "live")
+
+        # (2) An event appended over HTTP appears within 2 s, its text as text, never markup.
+        hostile = '<img src=x onerror="window.pwned=1"><b>ERNIE 4.0</b>'
+        live = event_in(
+            company="baidu",
+            type="model.launched",
+            occurred="2023-10-17",
+            data={"model": hostile, "stage": "public"},
+            confidence="confirmed",
+            source={"publisher": "Baidu World", "quote": "<script>window.pwned=2</script>"},
+        )
+        await server.append(live)
+        card = page.locator(f'#chronology .card[data-id="{live["id"]}"]')
+        await expect(card).to_be_visible(timeout=2000)
+        await expect(card.locator(".title")).to_have_text(f"{hostile} launched (public)")
+        assert await card.locator("img, b, script").count() == 0
+        assert await page.evaluate("window.pwned") is None
+        await expect(cards).to_have_count(len(chronology) + 1)
+        await expect(page.locator("#ticker")).to_contain_text("ERNIE 4.0")
+        # An amendment arrives the same way: a retraction takes the card away.
+        retraction = event_in(
+            company="baidu",
+            type="event.retracted",
+            occurred="2023-10-18",
+            data={"target": live["id"], "reason": "a test of the page"},
+        )
+        last = (await server.append(retraction))["position"]
+        await expect(card).to_have_count(0, timeout=2000)
+        await expect(cards).to_have_count(len(chronology))
+        await expect(page.locator("#ticker")).to_contain_text("retracted: ")
+
+        # (3) The company view as of a day: the CEO letter of 2023-09-12 appears on its day.
+        await page.select_option("#company-select", "alibaba")
+        await set_as_of(page, "2023-09-11", "2023-09-11")
+        before = await server.get("v1/companies/alibaba?as_of=2023-09-11")
+        assert before["letters"] == []
+        await assert_shows(page, before)
+        await expect(page.locator("#company-view")).not_to_contain_text("Wu Yongming")
+        await page.click("#as-of-next")  # one day later
+        await expect(page.locator("#company-view .known")).to_contain_text("As of 2023-09-12 ")
+        on_the_day = await server.get("v1/companies/alibaba?as_of=2023-09-12")
+        assert [item["id"] for item in on_the_day["letters"]] == [LETTER["id"]]
+        await assert_shows(page, on_the_day)
+        await expect(page.locator('#company-view [data-section="letters"]')).to_contain_text(
+            "Wu Yongming"
+        )
+        # A fuzzy as-of stands for the last day of its period.
+        await set_as_of(page, "2023-Q3", "2023-09-30")
+        await assert_shows(page, await server.get("v1/companies/alibaba?as_of=2023-09-30"))
+        await page.fill("#as-of", "2023-13")
+        await page.press("#as-of", "Enter")
+        await expect(page.locator("#as-of-note")).to_contain_text("is not a date")
+
+        # Pinduoduo's team, "2023-11~", is possible mid-November and definite at the year's end.
+        await page.select_option("#company-select", "pinduoduo")
+        await set_as_of(page, "2023-11-15", "2023-11-15")
+        mid = await server.get("v1/companies/pinduoduo?as_of=2023-11-15")
+        assert PINDUODUO_TEAM["id"] in [item["id"] for item in mid["possible"]]
+        await assert_shows(page, mid)
+        team = page.locator(f'#company-view .item[data-id="{PINDUODUO_TEAM["id"]}"]')
+        await expect(team).to_have_class("item possible")
+        await expect(team.locator(".possible-badge")).to_have_text("possible")
+        await set_as_of(page, "2023", "2023-12-31")
+        end = await server.get("v1/companies/pinduoduo?as_of=2023-12-31")
+        assert PINDUODUO_TEAM["id"] in [item["id"] for item in end["teams"]]
+        await assert_shows(page, end)
+        await expect(team).to_have_class("item")
+
+        # (4) Filters narrow the chronology and the swimlanes to what the API answers.
+        for company, kind in [("baidu", ""), ("baidu", "model.launched"), ("", "team.formed")]:
+            await page.select_option("#filter-company", company)
+            await page.select_option("#filter-type", kind)
+            query = f"&company={company}" * bool(company) + f"&type={kind}" * bool(kind)
+            expected = (await server.get(f"v1/chronology?limit=1000{query}"))["events"]
+            await expect(cards).to_have_count(len(expected))
+            assert await ids(cards) == [e["id"] for e in reversed(expected)]
+            marks = await ids(page.locator("#lanes .mark"))
+            assert sorted(marks) == sorted(e["id"] for e in expected)
+        await page.select_option("#filter-company", "")
+        await page.select_option("#filter-type", "")
+        await expect(cards).to_have_count(len(chronology))
+
+        # (6) What a person sees, kept for a look.
+        await page.select_option("#company-select", "alibaba")
+        await set_as_of(page, "2023-09-12", "2023-09-12")
+        await page.evaluate("window.scrollTo(0, 0)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "dashboard.png")
+
+        # (5) The server restarts on the same database and port; the page's EventSource
+        # reconnects with its last id and the next event still arrives, with no reload.
+        await server.stop()
+        await expect(status).not_to_have_attribute("data-state", "live", timeout=5000)
+        stream = re.compile(r".*/v1/stream\?.*")
+        async with page.expect_request(stream, timeout=15_000) as reconnect:
+            await server.start()
+        assert (await (await reconnect.value).all_headers())["last-event-id"] == str(last)
+        late = event_in(
+            company="tencent",
+            type="statement.made",
+            occurred="2023-11-20",
+            data={"speaker": "Pony Ma", "summary": "Said after the restart"},
+        )
+        await server.append(late)
+        await expect(page.locator(f'#chronology .card[data-id="{late["id"]}"]')).to_be_visible(
+            timeout=15_000
+        )
+        await expect(status).to_have_attribute("data-state", "live")
+        await expect(cards).to_have_count(len(chronology) + 1)  # nothing twice
+        assert await page.evaluate("window.sameDocument") is True
+        assert problems == []
+    finally:
+        await server.stop()
+
+
+async def test_reads_behind_a_token_in_a_browser(tmp_path: Path, browser: Browser) -> None:
+    server = Server(tmp_path / "private.db", TIMELINE_READ_AUTH="1")
+    await server.start()
+    try:
+        page, problems = await open_page(browser)
+        await page.goto(server.url)
+        # Without a token, the problem's detail is shown and the token form opens.
+        await expect(page.locator("#error")).to_be_visible()
+        await expect(page.locator("#error-title")).to_have_text("Unauthorized")
+        await expect(page.locator("#error-detail")).to_contain_text("Authorization: Bearer")
+        await expect(page.locator("#token-form")).to_be_visible()
+        await page.fill("#token-input", "tl_wrong")
+        await page.click("#token-form button[type=submit]")
+        await expect(page.locator("#error-detail")).to_contain_text("not known to this server")
+        await expect(page.locator("#token-form")).to_be_visible()
+        await page.fill("#token-input", ADMIN)
+        await page.click("#token-form button[type=submit]")
+        cards = page.locator("#chronology .card")
+        seeded = (await server.get("v1/chronology?limit=1000", token=ADMIN))["events"]
+        await expect(cards).to_have_count(len(seeded))
+        await expect(page.locator("#error")).to_be_hidden()
+        # The live feed authenticates by ?access_token=, as EventSource sends no headers.
+        await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+        live = event_in(company="meituan", occurred="2023-12", data={"model": "Meituan LLM"})
+        await server.append(live)
+        await expect(page.locator(f'.card[data-id="{live["id"]}"]')).to_be_visible(timeout=2000)
+        # The token stays in this browser.
+        await page.reload()
+        await expect(cards).to_have_count(len(seeded) + 1)
+        assert await page.evaluate("localStorage.getItem('timeline.token')") == ADMIN
+        assert problems == []
+    finally:
+        await server.stop()
