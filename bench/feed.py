@@ -2,7 +2,7 @@
 
 Starts `timeline serve` on a fresh database in a temporary directory (pinned to CPU 0 unless
 --no-pin), then, in this separate client process (pinned to CPU 1), opens N subscribers on
-GET /v1/stream (raw asyncio connections: each read chunk is scanned for `id:` lines with a
+GET /v1/stream (bare asyncio protocols: each chunk received is scanned for `id:` lines with a
 regex, so the client costs little per message) and appends single events over HTTP at a fixed
 rate. For every delivered event it records arrival time minus the time its append was sent,
 and reports p50/p99 over all deliveries, the subscribers the server dropped, and the server's
@@ -47,31 +47,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Subscriber:
+class Subscriber(asyncio.Protocol):
+    """One SSE connection read by a bare protocol: a callback per chunk, no task, no reader
+    buffer, so that the client costs as little as possible per delivery."""
+
     def __init__(self) -> None:
         self.positions = array("q")
         self.times = array("d")
         self.dropped = False
+        self.stopping = False
         self.ready = asyncio.Event()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(
+            b"GET /v1/stream HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        now = time.perf_counter()
+        if not self.ready.is_set() and b"retry:" in chunk:
+            self.ready.set()
+        for found in MESSAGE.finditer(chunk):
+            self.positions.append(int(found.group(1)))
+            self.times.append(now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dropped = not self.stopping
 
     async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(b"GET /v1/stream HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
-        await writer.drain()
-        try:
-            while not stop.is_set():
-                chunk = await reader.read(65536)
-                now = time.perf_counter()
-                if not chunk:
-                    self.dropped = not stop.is_set()
-                    return
-                if b"retry:" in chunk:
-                    self.ready.set()
-                for found in MESSAGE.finditer(chunk):
-                    self.positions.append(int(found.group(1)))
-                    self.times.append(now)
-        finally:
-            writer.close()
+        await asyncio.get_running_loop().create_connection(lambda: self, host, port)
+        await stop.wait()
+        self.stopping = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 async def measure(port: int, subscribers: int, rate: float, seconds: float) -> dict[str, Any]:
@@ -81,6 +92,7 @@ async def measure(port: int, subscribers: int, rate: float, seconds: float) -> d
     for start in range(0, subscribers, 200):
         await asyncio.gather(*(s.ready.wait() for s in subs[start : start + 200]))
     sent: dict[int, float] = {}
+    acked: list[float] = []  # append latency: request sent to response read
     headers = {"Authorization": f"Bearer {TOKEN}"}
     body = {
         "type": "model.launched",
@@ -95,6 +107,7 @@ async def measure(port: int, subscribers: int, rate: float, seconds: float) -> d
             async with http.post(url, json=body, headers=headers) as response:
                 position = (await response.json())["events"][0]["position"]
             sent[position] = at
+            acked.append((time.perf_counter() - at) * 1000)
 
         began = time.perf_counter()
         pending = []
@@ -125,6 +138,8 @@ async def measure(port: int, subscribers: int, rate: float, seconds: float) -> d
         "dropped": sum(s.dropped for s in subs),
         "p50_ms": statistics.median(latencies) if latencies else None,
         "p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else None,
+        "append_p50_ms": statistics.median(acked) if acked else None,
+        "append_p99_ms": sorted(acked)[int(len(acked) * 0.99)] if acked else None,
     }
 
 

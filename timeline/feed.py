@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from events.envelope import RecordedEvent
 from events.errors import BadRequest, PositionConflict, Unavailable
@@ -19,6 +19,9 @@ from projections import state
 
 RETRY_MS = 3000
 REPLAY_PAGE = 500
+# Above this many unsent bytes on a socket, live commits go through the subscriber's queue and
+# its task, which waits for the socket to drain (and is cut off if its queue fills).
+DIRECT_BUFFER_LIMIT = 256 * 1024
 
 
 def message(event: RecordedEvent, data: str | None = None) -> bytes:
@@ -43,6 +46,9 @@ class Subscriber:
     types: frozenset[str]
     queue: asyncio.Queue[Commit | None]
     on_overflow: Callable[[], None] = lambda: None
+    # Set while the stream is live and can take a commit synchronously (see Stream.write_now);
+    # it returns False when it cannot, and the commit goes to the queue instead.
+    direct: Callable[[Commit], bool] | None = None
     overflowed: bool = False
     closed: bool = False
 
@@ -80,6 +86,10 @@ class Hub:
         self.head = max(self.head, events[-1].position)
         commit = [(event, message(event)) for event in events]
         for subscriber in list(self.subscribers):
+            # Straight to the socket when nothing is queued before it: no task to wake.
+            direct = subscriber.direct
+            if direct is not None and subscriber.queue.empty() and direct(commit):
+                continue
             try:
                 subscriber.queue.put_nowait(commit)
             except asyncio.QueueFull:
@@ -138,9 +148,14 @@ class Stream:
         params: StreamRequest,
         response: web.StreamResponse,
         ping_seconds: float,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.store, self.hub, self.params = store, hub, params
         self.response, self.ping_seconds = response, ping_seconds
+        # The connection, when live commits may be written to it directly (chunked HTTP/1.1).
+        self.transport = transport
+        self.subscriber: Subscriber | None = None
+        self.direct_at = 0.0
         self.last = 0
 
     async def render(self, event: RecordedEvent) -> bytes:
@@ -176,13 +191,18 @@ class Stream:
             self.last = head
 
     async def follow(self, subscriber: Subscriber) -> None:
+        loop = asyncio.get_running_loop()
+        if self.transport is not None and not self.params.include_state:
+            self.subscriber = subscriber
+            subscriber.direct = self.write_now
         while not subscriber.closed and not subscriber.overflowed:
             if subscriber.queue.empty():
                 try:
                     async with asyncio.timeout(self.ping_seconds):
                         first = await subscriber.queue.get()
                 except TimeoutError:
-                    await self.response.write(b": ping\n\n")
+                    if loop.time() - self.direct_at >= self.ping_seconds:
+                        await self.response.write(b": ping\n\n")
                     continue
             else:
                 first = subscriber.queue.get_nowait()
@@ -191,25 +211,55 @@ class Stream:
                 commits.append(subscriber.queue.get_nowait())
             if any(commit is None for commit in commits) or subscriber.overflowed:
                 return
-            parts: list[bytes] = []
-            skipped = 0
-            for commit in commits:
-                assert commit is not None
-                for event, rendered in commit:
-                    if event.position <= self.last:
-                        continue
-                    if subscriber.wants(event):
-                        parts.append(
-                            await self.render(event) if self.params.include_state else rendered
-                        )
-                        self.last = event.position
-                    else:
-                        skipped = event.position
-            if skipped > self.last:
-                parts.append(checkpoint(skipped))
-                self.last = skipped
+            wanted, moved = self._select(subscriber, [c for c in commits if c is not None])
+            parts = (
+                [await self.render(event) for event, _ in wanted]
+                if (self.params.include_state)
+                else [rendered for _, rendered in wanted]
+            )
+            if moved:
+                parts.append(checkpoint(moved))
             if parts:
                 await self.response.write(b"".join(parts))
+
+    def _select(self, subscriber: Subscriber, commits: Sequence[Commit]) -> tuple[Commit, int]:
+        """The events of `commits` this stream writes (above the last written, matching its
+        filters), and the checkpoint to write after them (0 for none); moves `last` past them."""
+        wanted = []
+        skipped = 0
+        for commit in commits:
+            for event, rendered in commit:
+                if event.position <= self.last:
+                    continue
+                if subscriber.wants(event):
+                    wanted.append((event, rendered))
+                    self.last = event.position
+                else:
+                    skipped = event.position
+        if skipped > self.last:
+            self.last = skipped
+            return wanted, skipped
+        return wanted, 0
+
+    def write_now(self, commit: Commit) -> bool:
+        """Write a live commit straight to the socket, framed as the chunk aiohttp would frame
+        it, with no task to wake. False (queue it instead) when the socket is closing or its
+        buffer is full: the stream's task then writes with backpressure, or finds it gone."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
+            return False
+        assert self.subscriber is not None
+        wanted, moved = self._select(self.subscriber, [commit])
+        parts = [rendered for _, rendered in wanted]
+        if moved:
+            parts.append(checkpoint(moved))
+        if parts:
+            data = b"".join(parts)
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self.direct_at = asyncio.get_running_loop().time()
+        return True
 
 
 async def stream(
@@ -236,9 +286,14 @@ async def stream(
         subscriber.on_overflow = (
             transport.close if transport is not None else subscriber.on_overflow
         )
+        # Chunked framing, asked for explicitly, is what lets live commits bypass the response
+        # object (Stream.write_now); an HTTP/1.0 client gets every write through it instead.
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            response.enable_chunked_encoding()
         await response.prepare(request)
         await response.write(f"retry: {RETRY_MS}\n\n".encode())
-        writer = Stream(store, hub, params, response, ping_seconds)
+        writer = Stream(store, hub, params, response, ping_seconds, transport if chunked else None)
         with contextlib.suppress(ConnectionError):
             await writer.replay(after, head)
             await writer.follow(subscriber)

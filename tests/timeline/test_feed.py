@@ -224,3 +224,53 @@ async def test_bad_parameters_are_refused_before_the_stream(live: Live) -> None:
         assert response.headers["content-type"].startswith("application/problem+json")
         if where is not None:
             assert response.json()["errors"][0]["loc"] == where
+
+
+async def _raw_stream(live: Live, version: str, until: bytes) -> bytes:
+    """GET /v1/stream over a bare socket; everything received until `until` has arrived."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.server.port)
+    writer.write(f"GET /v1/stream?after=0 HTTP/{version}\r\nHost: t\r\n\r\n".encode())
+    received = b""
+    try:
+        async with asyncio.timeout(10):
+            while until not in received:
+                chunk = await reader.read(65536)
+                assert chunk, f"connection closed; received {received!r}"
+                received += chunk
+                if b"retry:" in received and b"id: " not in received:
+                    await live.append({"events": [event_in(company="baidu") for _ in range(3)]})
+    finally:
+        writer.close()
+    return received
+
+
+def _dechunk(body: bytes) -> bytes:
+    """HTTP/1.1 chunked framing, parsed strictly: every chunk's size matches its bytes."""
+    payload = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        payload += rest[:size]
+        assert rest[size : size + 2] == b"\r\n", "a chunk is not followed by CRLF"
+        body = rest[size + 2 :]
+    return payload
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+async def test_live_commits_are_framed_for_the_client_s_http_version(
+    live: Live, version: str
+) -> None:
+    await live.append(event_in(company="alibaba"))  # replayed; positions 2..4 arrive live
+    received = await _raw_stream(live, version, until=b"id: 4\n")
+    head, _, body = received.partition(b"\r\n\r\n")
+    if version == "1.1":
+        assert b"transfer-encoding: chunked" in head.lower()
+        text = _dechunk(body)
+    else:
+        assert b"transfer-encoding" not in head.lower()
+        text = body
+    messages = [m for m in text.decode().split("\n\n") if m.startswith("id: ")]
+    assert [m.splitlines()[0] for m in messages] == [f"id: {n}" for n in range(1, 5)]
+    assert text.startswith(b"retry: 3000\n\n")
