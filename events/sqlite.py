@@ -22,6 +22,7 @@ from events.store import (
     Head,
     Projection,
     Transaction,
+    revalidated,
     timestamp,
 )
 
@@ -236,20 +237,46 @@ class SQLiteEventStore(EventStore):
         ids, companies = GroupPlan.lookups(batches)
 
         def work(tx: Transaction) -> list[Appended | TimelineError]:
-            plan = GroupPlan(
-                head=self._head(tx),
-                known=self._lookup(tx, ids),
-                versions=self._versions(tx, companies),
-                now=timestamp(),
-            )
+            plan = self._plan(tx, ids, companies)
             results = [plan.add(batch) for batch in batches]
-            if plan.rows:
-                tx.insert("events", INSERT_COLUMNS, [_row(event) for event in plan.rows])
-                for projection in self._projections:
-                    projection.apply(tx, plan.rows)
+            self._write(tx, plan.rows)
             return results
 
         return await self.run(work)
+
+    async def restore(self, entries: Sequence[RecordedEvent]) -> int:
+        if not entries:
+            return 0
+        ids, companies = GroupPlan.lookups([entries])
+        first = entries[0].position
+        # Validation needs no transaction: outside it, appends wait less for the write lock.
+        validated = [revalidated(entry) for entry in entries]
+
+        def work(tx: Transaction) -> int:
+            plan = self._plan(tx, ids, companies)
+            already = min(len(entries), plan.head.position - first + 1)
+            stored = tx.events(first - 1, already) if already > 0 else []
+            created = plan.restore(entries, validated, stored)
+            self._write(tx, created)
+            return len(created)
+
+        return await self.run(work)
+
+    def _plan(self, tx: Transaction, ids: Iterable[str], companies: Iterable[str]) -> GroupPlan:
+        return GroupPlan(
+            head=self._head(tx),
+            known=self._lookup(tx, ids),
+            versions=self._versions(tx, companies),
+            now=timestamp(),
+        )
+
+    def _write(self, tx: Transaction, rows: Sequence[RecordedEvent]) -> None:
+        """Insert new log entries and fold them into every projection, in the caller's
+        transaction."""
+        if rows:
+            tx.insert("events", INSERT_COLUMNS, [_row(event) for event in rows])
+            for projection in self._projections:
+                projection.apply(tx, rows)
 
     @staticmethod
     def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, RecordedEvent]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from events.envelope import (
     GENESIS,
@@ -15,11 +18,22 @@ from events.envelope import (
     chain,
     content,
     correct_against,
+    parse_json,
+    validate_body,
 )
-from events.errors import IdConflict, TimelineError, ValidationFailed, VersionConflict
+from events.errors import (
+    IdConflict,
+    PositionConflict,
+    TimelineError,
+    ValidationFailed,
+    VersionConflict,
+)
 from events.types import AMENDMENTS
 
 T = TypeVar("T")
+
+TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +110,25 @@ class Projection(Protocol):
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC with microseconds, the one format of every time the server sets."""
     moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime(TIMESTAMP)
+
+
+def is_timestamp(text: str) -> bool:
+    """Whether `text` is a time in the one format `timestamp` writes."""
+    if _TIMESTAMP.fullmatch(text) is None:
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _target(event: NewEvent | RecordedEvent) -> str | None:
+    if isinstance(event, NewEvent):
+        return event.target
+    target = event.data.get("target") if event.type in AMENDMENTS else None
+    return target if isinstance(target, str) else None
 
 
 class EventStore(ABC):
@@ -117,6 +149,16 @@ class EventStore(ABC):
         if isinstance(result, TimelineError):
             raise result
         return result
+
+    @abstractmethod
+    async def restore(self, entries: Sequence[RecordedEvent]) -> int:
+        """Store entries of another log (an export) exactly as they are, hash included, in one
+        transaction, all or nothing; projections are written as for an append. Entries at
+        positions already stored must be identical to them and are skipped, so restoring twice
+        is a no-op. The others must continue the log: consecutive positions from head + 1,
+        valid events with valid amendment targets, the next version of their company, a
+        `recorded` not before the head's, and the hash the chain gives them. An error names
+        the offending entry's `position`. Returns how many entries were new."""
 
     @abstractmethod
     async def read(
@@ -185,8 +227,9 @@ class EventStore(ABC):
 @dataclass
 class GroupPlan:
     """Plans the batches of one transaction against the log as it stands: idempotency,
-    amendment targets and expected versions, then positions, versions and the chain.
-    `known` holds the stored events among the ids and targets the group mentions."""
+    amendment targets and expected versions, then positions, versions and the chain; or
+    checks restored entries against it. `known` holds the stored events among the ids and
+    targets the group mentions."""
 
     head: Head
     known: dict[str, RecordedEvent]
@@ -195,7 +238,9 @@ class GroupPlan:
     rows: list[RecordedEvent] = field(default_factory=list)
 
     @staticmethod
-    def lookups(batches: Iterable[Sequence[NewEvent]]) -> tuple[set[str], set[str]]:
+    def lookups(
+        batches: Iterable[Sequence[NewEvent | RecordedEvent]],
+    ) -> tuple[set[str], set[str]]:
         """The ids (events and amendment targets) and companies a group needs looked up."""
         ids: set[str] = set()
         companies: set[str] = set()
@@ -203,8 +248,9 @@ class GroupPlan:
             for event in batch:
                 ids.add(event.id)
                 companies.add(event.company)
-                if event.target is not None:
-                    ids.add(event.target)
+                target = _target(event)
+                if target is not None:
+                    ids.add(target)
         return ids, companies
 
     def add(self, batch: Sequence[NewEvent]) -> Appended | TimelineError:
@@ -304,3 +350,117 @@ class GroupPlan:
         self.head = Head(position, previous, recorded)
         self.rows.extend(created)
         return created
+
+    def restore(
+        self,
+        entries: Sequence[RecordedEvent],
+        validated: Sequence[NewEvent | ValidationFailed],
+        stored: Sequence[RecordedEvent],
+    ) -> list[RecordedEvent]:
+        """Check entries for `EventStore.restore`, given what `revalidated` made of each (it
+        needs no transaction, so a backend may run it before); `stored` holds the log's
+        entries at the positions among them that are not past the head. Returns the new
+        entries."""
+        existing = {entry.position: entry for entry in stored}
+        created: list[RecordedEvent] = []
+        for entry, event in zip(entries, validated, strict=True):
+            try:
+                if entry.position <= self.head.position and not created:
+                    self._check_stored(entry, existing.get(entry.position))
+                else:
+                    created.append(self._restored(entry, event))
+            except TimelineError as error:
+                error.extra.setdefault("position", entry.position)
+                raise
+        self.rows.extend(created)
+        return created
+
+    @staticmethod
+    def _check_stored(entry: RecordedEvent, stored: RecordedEvent | None) -> None:
+        if stored is None:
+            raise PositionConflict(f"position {entry.position} is not a position of a log")
+        if stored.to_json() != entry.to_json():
+            raise PositionConflict(
+                f"position {entry.position} is stored with other content: "
+                "these entries are not of this log"
+            )
+
+    def _restored(self, entry: RecordedEvent, event: NewEvent | ValidationFailed) -> RecordedEvent:
+        head, position = self.head, entry.position
+        if position != head.position + 1:
+            raise PositionConflict(
+                f"position {position} does not continue the log, whose head is {head.position}",
+                head=head.position,
+            )
+        if entry.id in self.known:
+            raise IdConflict(
+                f"event id {entry.id} is already stored at position "
+                f"{self.known[entry.id].position}",
+                id=entry.id,
+            )
+        if isinstance(event, ValidationFailed):
+            raise event
+        if event.type in AMENDMENTS:
+            event = self._check_target(event, {})
+        version = self.versions.get(event.company, 0) + 1
+        if entry.version != version:
+            raise ValidationFailed(
+                f"position {position} has version {entry.version}, but it is entry {version} "
+                f"of company {event.company!r}"
+            )
+        if not is_timestamp(entry.recorded):
+            raise ValidationFailed(
+                f"position {position} has `recorded` {entry.recorded!r}, not a time in the "
+                "log's format (YYYY-MM-DDTHH:MM:SS.ffffffZ)"
+            )
+        if entry.recorded < (head.recorded or ""):
+            raise ValidationFailed(
+                f"position {position} was recorded at {entry.recorded}, before position "
+                f"{head.position} ({head.recorded}): `recorded` never decreases"
+            )
+        restored = event.recorded_as(position, version, entry.recorded)
+        hashed = restored.hashed_json()
+        if hashed != entry.hashed_json() or (restored.lo, restored.hi) != (entry.lo, entry.hi):
+            raise ValidationFailed(
+                f"position {position} is not in the form the log stores its event in "
+                "(each field as validated, canonical JSON)"
+            )
+        restored.hash = chain(head.hash, hashed)
+        if restored.hash != entry.hash:
+            raise ValidationFailed(
+                f"the hash of position {position} is not the chain's: the entry was altered, "
+                "or it does not follow the one before it"
+            )
+        self.versions[event.company] = version
+        self.known[event.id] = restored
+        self.head = Head(position, restored.hash, restored.recorded)
+        return restored
+
+
+def revalidated(entry: RecordedEvent) -> NewEvent | ValidationFailed:
+    """A stored entry's EventIn fields through the validation an append runs, or why not."""
+    body = {
+        "id": entry.id,
+        "type": entry.type,
+        "company": entry.company,
+        "occurred": entry.occurred.get("value"),
+        # Not `entry.data`: orjson reads integers beyond 64 bits as floats.
+        "data": parse_json(entry.data_json),
+        "confidence": entry.confidence,
+    }
+    if entry.source_json is not None:
+        body["source"] = orjson.loads(entry.source_json)
+    try:
+        (event,) = validate_body(body)
+    except ValidationFailed as error:
+        errors = [
+            {"loc": list(problem["loc"][1:]), "msg": problem["msg"]}
+            for problem in error.errors or []
+        ]
+        where = ".".join(str(part) for part in errors[0]["loc"]) if errors else "event"
+        reason = errors[0]["msg"] if errors else error.detail
+        return ValidationFailed(
+            f"position {entry.position} is not a valid event: {where}: {reason}",
+            errors=errors,
+        )
+    return event

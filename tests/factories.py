@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from events.envelope import NewEvent, validate_body
+from events.envelope import NewEvent, RecordedEvent, validate_body
+from events.store import EventStore
 
 
 def event_in(
@@ -31,3 +32,47 @@ def new(**kwargs: Any) -> NewEvent:
 
 def batch(*bodies: dict[str, Any]) -> list[NewEvent]:
     return validate_body({"events": list(bodies)})
+
+
+async def history(store: EventStore) -> list[RecordedEvent]:
+    """A log with every kind of entry: amendments of each kind, floats, sources, non-ASCII."""
+    launch = event_in(
+        company="baidu",
+        occurred="2023-03-16",
+        data={"model": "ERNIE Bot", "stage": "public", "aliases": ["文心一言"]},
+        source={"publisher": "新华社", "quote": "文心一言正式发布"},
+        confidence="confirmed",
+    )
+    report = event_in(
+        company="tencent",
+        type="financial.report",
+        occurred="2023-11-15",
+        data={"period": "2023-Q3", "metrics": [{"name": "revenue", "value": 154.6, "yoy_pct": 10}]},
+    )
+    registered = event_in(
+        company="baidu", type="company.registered", occurred="2000", data={"name": "Baidu"}
+    )
+    await store.append(batch(launch, report, registered))
+    fix_date = {"target": launch["id"], "occurred": "2023-03"}
+    await store.append(batch(event_in(company="baidu", type="event.corrected", data=fix_date)))
+    fix_report = {
+        "target": report["id"],
+        "data": {"period": "2023-Q3", "metrics": [{"name": "revenue", "value": 155.0}]},
+    }
+    await store.append(
+        batch(
+            event_in(company="tencent", type="event.corrected", data=fix_report),
+            event_in(
+                company="baidu",
+                type="event.retracted",
+                data={"target": launch["id"], "reason": "denied"},
+            ),
+        )
+    )
+    await store.append(
+        batch(
+            event_in(company="baidu", type="event.reinstated", data={"target": launch["id"]}),
+            event_in(company="alibaba", occurred="2023-04~"),
+        )
+    )
+    return await store.read(limit=1000)

@@ -1,28 +1,39 @@
-"""The `timeline` command: serve, verify, rebuild, token create."""
+"""The `timeline` command: serve, verify, rebuild, import, export, token create."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import web
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from events.backends import open_store
-from events.envelope import parse_json, validate_body
+from events.envelope import MAX_BATCH, parse_json, validate_body
+from events.errors import TimelineError
 from events.store import EventStore
 from projections.rebuild import projections, rebuild
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
+from timeline.transfer import FORMATS, Format, Importer, export
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "big-models-2023.ndjson"
 
@@ -112,19 +123,28 @@ def verify(args: argparse.Namespace) -> int:
     return asyncio.run(_verify(_settings(args)))
 
 
+def _bar(label: str, count: ProgressColumn) -> Progress:
+    """A progress bar on standard error, shown only when that is a terminal."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        count,
+        TimeRemainingColumn(),
+        disable=not sys.stderr.isatty(),
+        console=Console(stderr=True),
+    )
+
+
+def _rate(events: int, elapsed: float) -> str:
+    return f", {events / elapsed:,.0f} events/s" if events and elapsed > 0 else ""
+
+
 async def _rebuild(settings: Settings) -> int:
     store = await _open(settings)
     try:
         head = (await store.head()).position
         started = time.perf_counter()
-        with Progress(
-            TextColumn("rebuilding projections"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            disable=not sys.stderr.isatty(),
-            console=Console(stderr=True),
-        ) as bar:
+        with _bar("rebuilding projections", MofNCompleteColumn()) as bar:
             task = bar.add_task("rebuild", total=head)
             done = await rebuild(
                 store, projections(), progress=lambda n, total: bar.update(task, completed=n)
@@ -132,13 +152,102 @@ async def _rebuild(settings: Settings) -> int:
         elapsed = time.perf_counter() - started
     finally:
         await store.close()
-    rate = f", {done / elapsed:,.0f} events/s" if done and elapsed > 0 else ""
-    print(f"rebuilt the projections from {done} events in {elapsed:.1f} s{rate}")
+    print(f"rebuilt the projections from {done} events in {elapsed:.1f} s{_rate(done, elapsed)}")
     return 0
 
 
 def rebuild_command(args: argparse.Namespace) -> int:
     return asyncio.run(_rebuild(_settings(args)))
+
+
+async def _import(settings: Settings, source: IO[bytes], name: str, batch: int) -> int:
+    size = os.fstat(source.fileno()).st_size if source.seekable() else None
+    importer = Importer(await _open(settings), batch=batch)
+    try:
+        started = time.perf_counter()
+        with _bar(f"importing {name}", DownloadColumn()) as bar:
+            task = bar.add_task("import", total=size)
+            report = await importer.run(source, lambda done: bar.update(task, completed=done))
+        elapsed = time.perf_counter() - started
+        head = (await importer.store.head()).position
+    finally:
+        await importer.store.close()
+    done = f"{report.stored} events stored, {report.present} already present"
+    if report.error is None:
+        rate = _rate(report.stored, elapsed)
+        print(f"imported {name}: {done}; the log's head is {head} ({elapsed:.1f} s{rate})")
+        return 0
+    print(f"timeline import: {name}: {report.error}", file=sys.stderr)
+    kept = report.committed_line
+    before = f"nothing from line {kept + 1} on was stored; lines 1 to {kept} were ({done})"
+    print(
+        f"stopped at line {report.error.line}: {before if kept else 'nothing was stored'}; "
+        f"the log's head is {head}. Correct the file and import it again: what is already "
+        "stored is skipped.",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def import_command(args: argparse.Namespace) -> int:
+    if args.file == "-":
+        return asyncio.run(_import(_settings(args), sys.stdin.buffer, "standard input", args.batch))
+    with open(args.file, "rb") as source:
+        return asyncio.run(_import(_settings(args), source, args.file, args.batch))
+
+
+async def _export(settings: Settings, out: IO[bytes], style: Format, after: int) -> range:
+    store = await _open(settings)
+    try:
+        total = max(0, (await store.head()).position - after)
+        with _bar("exporting", MofNCompleteColumn()) as bar:
+            task = bar.add_task("export", total=total)
+            return await export(
+                store,
+                out,
+                format=style,
+                after=after,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+    finally:
+        await store.close()
+
+
+def _output(path: str | None) -> contextlib.AbstractContextManager[IO[bytes]]:
+    return open(path, "wb") if path else contextlib.nullcontext(sys.stdout.buffer)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        with _output(args.output) as out:
+            written = asyncio.run(_export(settings, out, args.format, args.after))
+    except TimelineError as error:
+        print(f"timeline export: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`timeline export | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    span = f" (positions {written.start} to {written.stop - 1})" if written else ""
+    print(
+        f"exported {len(written)} events{span} as {args.format} "
+        f"to {args.output or 'standard output'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _bounded(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        with contextlib.suppress(ValueError):
+            value = int(text)
+            if low <= value and (high is None or value <= high):
+                return value
+        upper = f" to {high}" if high is not None else " or more"
+        raise argparse.ArgumentTypeError(f"expected an integer, {low}{upper}: {text!r}")
+
+    return parse
 
 
 async def _token_create(settings: Settings, scope: Scope, label: str | None) -> str:
@@ -176,6 +285,41 @@ def parser() -> argparse.ArgumentParser:
     )
     again.set_defaults(func=rebuild_command)
 
+    load = commands.add_parser(
+        "import",
+        parents=[db],
+        help="append EventIn lines, or restore an export, from NDJSON",
+        description="Import NDJSON: EventIn lines are appended; the lines of `timeline export` "
+        "(either format) restore the log exactly. Blank lines are skipped.",
+    )
+    load.add_argument("file", metavar="FILE", help="the NDJSON file; - reads standard input")
+    load.add_argument(
+        "--batch",
+        type=_bounded(1, MAX_BATCH),
+        default=MAX_BATCH,
+        help=f"events per transaction, 1 to {MAX_BATCH} (default {MAX_BATCH})",
+    )
+    load.set_defaults(func=import_command)
+
+    dump = commands.add_parser(
+        "export", parents=[db], help="write the log as NDJSON, in position order"
+    )
+    dump.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="ndjson",
+        help="ndjson: each event as GET /v1/events returns it; cloudevents: CloudEvents 1.0 JSON",
+    )
+    dump.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    dump.add_argument(
+        "--after",
+        type=_bounded(0),
+        default=0,
+        metavar="N",
+        help="only the events after position N (to continue an earlier export)",
+    )
+    dump.set_defaults(func=export_command)
+
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", parents=[db], help="create a token")
@@ -189,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"timeline: {exc}", file=sys.stderr)
         return 2
     return code

@@ -5,18 +5,26 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from events.errors import IdConflict, StoreError, ValidationFailed, VersionConflict
+from events.envelope import GENESIS, RecordedEvent, chain
+from events.errors import (
+    IdConflict,
+    PositionConflict,
+    StoreError,
+    TimelineError,
+    ValidationFailed,
+    VersionConflict,
+)
 from events.sqlite import SQLiteEventStore
 from events.store import EventStore
 from events.writer import GroupWriter
 from projections.rebuild import projections
-from tests.factories import batch, event_in, new
+from tests.factories import batch, event_in, history, new
 
 
 @dataclass
@@ -66,13 +74,26 @@ BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path / "log.db")
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(backend_name: str, tmp_path: Path) -> Backend:
+    return BACKENDS[backend_name](tmp_path / "log.db")
 
 
 @pytest.fixture
 async def store(backend: Backend) -> AsyncIterator[EventStore]:
     opened = await backend.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def empty(backend_name: str, tmp_path: Path) -> AsyncIterator[EventStore]:
+    """A second store of the same backend, on an empty database of its own."""
+    opened = await BACKENDS[backend_name](tmp_path / "restored.db").open()
     yield opened
     await opened.close()
 
@@ -351,3 +372,104 @@ async def test_a_failed_commit_leaves_nothing_behind(store: EventStore, backend:
     assert await store.query("SELECT COUNT(*) FROM facts") == [(1,)]  # nor any projection row
     after = await store.append([new(company="baidu")])
     assert after.events[0].position == 2
+
+
+async def _projections(store: EventStore) -> list[object]:
+    return [
+        await store.query("SELECT * FROM facts ORDER BY position, sys_from"),
+        await store.query("SELECT * FROM companies ORDER BY company"),
+    ]
+
+
+def _rehashed(entries: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+    """The entries with their chain recomputed: forged, but consistent."""
+    previous, chained = GENESIS, []
+    for entry in entries:
+        previous = chain(previous, entry.hashed_json())
+        chained.append(replace(entry, hash=previous))
+    return chained
+
+
+async def test_restore_reproduces_the_log_and_its_projections(
+    store: EventStore, empty: EventStore
+) -> None:
+    log = await history(store)
+    assert await empty.restore(log[:3]) == 3
+    assert await empty.restore(log[3:]) == len(log) - 3
+    assert await empty.head() == await store.head()
+    assert await empty.read(limit=1000) == log
+    assert await empty.verify() is None
+    assert await _projections(empty) == await _projections(store)
+    # Restoring again, from the start or from any stored position on, stores nothing.
+    assert await empty.restore(log) == 0
+    assert await empty.restore(log[4:]) == 0
+    assert await empty.restore([]) == 0
+    # The restored log goes on like the original.
+    (after,) = (await empty.append([new(company="baidu")])).events
+    assert (after.position, after.version) == (len(log) + 1, 6)
+    assert after.recorded >= log[-1].recorded
+    assert await empty.verify() is None
+
+
+async def test_restore_refuses_an_altered_entry_and_stores_nothing(
+    store: EventStore, empty: EventStore
+) -> None:
+    log = await history(store)
+    at = next(i for i, entry in enumerate(log) if entry.type == "event.retracted")
+    altered = replace(log[at], data_json=log[at].data_json.replace("denied", "denies"))
+    with pytest.raises(ValidationFailed, match=f"hash of position {at + 1}") as caught:
+        await empty.restore([*log[:at], altered, *log[at + 1 :]])
+    assert caught.value.extra["position"] == at + 1
+    with pytest.raises(ValidationFailed, match="hash of position 1"):
+        await empty.restore([replace(log[0], hash=log[1].hash)])
+    # Nothing of the call is stored, not even the sound entries before the altered one.
+    assert (await empty.head()).position == 0
+    assert await _projections(empty) == [[], []]
+
+
+async def test_restore_refuses_entries_that_do_not_continue_the_log(
+    store: EventStore, empty: EventStore
+) -> None:
+    log = await history(store)
+    with pytest.raises(PositionConflict) as caught:
+        await empty.restore(log[2:])
+    assert caught.value.extra == {"position": 3, "head": 0}
+    assert await empty.restore(log[:2]) == 2
+    with pytest.raises(PositionConflict, match="position 5 does not continue"):
+        await empty.restore([log[2], log[4]])
+    # Here position 3 holds another event, soundly chained: the export is not of this log.
+    other = replace(log[2], data_json='{"name":"Baidu, Inc."}')
+    assert await empty.restore(_rehashed([*log[:2], other])) == 1
+    with pytest.raises(PositionConflict, match="position 3 is stored with other content"):
+        await empty.restore(log)
+    # Position 4 is next, but its hash chains onto the original position 3, not this one.
+    with pytest.raises(ValidationFailed, match="hash of position 4"):
+        await empty.restore(log[3:])
+    assert (await empty.head()).position == 3
+
+
+async def test_restore_checks_each_entry_as_an_append_would(
+    store: EventStore, empty: EventStore
+) -> None:
+    log = await history(store)
+    retraction = next(i for i, entry in enumerate(log) if entry.type == "event.retracted")
+    unknown_target = log[retraction].data_json.replace(log[0].id, "0" * 8 + log[0].id[8:])
+    broken: list[tuple[int, dict[str, object], type[TimelineError], str]] = [
+        (3, {"recorded": "2000-01-01T00:00:00.000000Z"}, ValidationFailed, "never decreases"),
+        (3, {"recorded": "yesterday"}, ValidationFailed, "not a time"),
+        (2, {"version": 1}, ValidationFailed, "version 1, but it is entry 2"),
+        (retraction, {"data_json": unknown_target}, ValidationFailed, "not a stored event"),
+        (0, {"data_json": '{"stage":"public"}'}, ValidationFailed, "data.model: Field required"),
+        (0, {"lo": "2023-03-17"}, ValidationFailed, "not in the form"),
+        (0, {"occurred_json": log[0].occurred_json.replace('"lo"', '"low"')}, ValidationFailed,
+         "not in the form"),
+        (1, {"data_json": log[1].data_json.replace("154.6", "1.546e2")}, ValidationFailed,
+         "not in the form"),
+        (3, {"id": log[0].id}, IdConflict, "already stored at position 1"),
+    ]  # fmt: skip
+    for index, change, error, message in broken:
+        entries = _rehashed([*log[:index], replace(log[index], **change), *log[index + 1 :]])
+        with pytest.raises(error, match=message) as caught:
+            await empty.restore(entries)
+        assert caught.value.extra["position"] == index + 1
+    assert (await empty.head()).position == 0
