@@ -34,7 +34,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             digest(settings.bootstrap_token.get_secret_value()), "admin", "bootstrap"
         )
     writer = GroupWriter(store, max_pending_events=settings.max_pending_events)
-    hub = Hub((await store.head()).position, queue_size=settings.feed_queue_size)
+    hub = Hub(
+        (await store.head()).position,
+        queue_size=settings.feed_queue_size,
+        coalesce_seconds=settings.feed_coalesce_ms / 1000,
+    )
     webhooks = Webhooks(store, backoff=settings.webhook_backoff_seconds)
     writer.listeners += [hub.publish, webhooks.notify]
     writer.start()

@@ -25,4 +25,7 @@ class Settings(BaseSettings):
     max_pending_events: int = 100_000
     feed_queue_size: int = Field(default=1000, ge=1, description="commits a subscriber may lag")
     feed_ping_seconds: float = Field(default=15.0, gt=0)
+    feed_coalesce_ms: float = Field(
+        default=5.0, ge=0, le=1000, description="least time between two fan-outs of the feed"
+    )
     webhook_backoff_seconds: float = Field(default=1.0, gt=0, description="first retry delay")

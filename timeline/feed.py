@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,8 +35,20 @@ def checkpoint(position: int) -> bytes:
     return f'id: {position}\nevent: checkpoint\ndata: {{"position":{position}}}\n\n'.encode()
 
 
-# A commit as the hub hands it out: each event with its SSE message, rendered once for all.
-Commit = Sequence[tuple[RecordedEvent, bytes]]
+class Commit(list[tuple[RecordedEvent, bytes]]):
+    """A commit as the hub hands it out: each event with its SSE message, rendered once for
+    all, and the whole commit as one HTTP chunk, framed once for every stream that takes all
+    of it."""
+
+    __slots__ = ("_chunk",)
+
+    def chunk(self) -> bytes:
+        try:
+            return self._chunk
+        except AttributeError:
+            data = b"".join([rendered for _, rendered in self])
+            self._chunk: bytes = b"%x\r\n%b\r\n" % (len(data), data)
+            return self._chunk
 
 
 @dataclass(eq=False)
@@ -62,13 +75,20 @@ class Subscriber:
 class Hub:
     """Fans each commit out to every subscriber. `publish` runs right after a commit and
     `subscribe` reads the head, both without awaiting, so a stream that subscribed at head H
-    receives exactly the commits after H."""
+    receives exactly the commits after H (it skips what it replayed itself).
+
+    Commits published less than `coalesce_seconds` after the last fan-out wait for the next
+    one, together: a busy log is fanned out in fewer, larger writes (each write to each
+    subscriber costs the same whatever its size), and an idle one at once."""
 
     head: int
     queue_size: int = 1000
+    coalesce_seconds: float = 0.0
     dropped: int = 0
     subscribers: set[Subscriber] = field(default_factory=set)
     closing: bool = False
+    _pending: Commit | None = None
+    _last_fan_out: float = 0.0
 
     def subscribe(self, companies: Sequence[str], types: Sequence[str]) -> tuple[Subscriber, int]:
         subscriber = Subscriber(
@@ -84,7 +104,23 @@ class Hub:
         if not events:
             return
         self.head = max(self.head, events[-1].position)
-        commit = [(event, message(event)) for event in events]
+        commit = Commit([(event, message(event)) for event in events])
+        if self._pending is not None:  # a fan-out is already due: ride along with it
+            self._pending.extend(commit)
+            return
+        wait = self._last_fan_out + self.coalesce_seconds - time.monotonic()
+        if wait <= 0:
+            self._fan_out(commit)
+        else:
+            self._pending = commit
+            asyncio.get_running_loop().call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._fan_out(pending)
+
+    def _fan_out(self, commit: Commit) -> None:
         for subscriber in list(self.subscribers):
             # Straight to the socket when nothing is queued before it: no task to wake.
             direct = subscriber.direct
@@ -98,9 +134,11 @@ class Hub:
                 self.subscribers.discard(subscriber)
                 self.dropped += 1
                 subscriber.on_overflow()
+        self._last_fan_out = time.monotonic()
 
     def close(self) -> None:
-        """End every stream (on shutdown)."""
+        """End every stream (on shutdown), after what is due to them."""
+        self._flush()
         self.closing = True
         for subscriber in list(self.subscribers):
             subscriber.closed = True
@@ -155,6 +193,7 @@ class Stream:
         # The connection, when live commits may be written to it directly (chunked HTTP/1.1).
         self.transport = transport
         self.subscriber: Subscriber | None = None
+        self.takes_all = False
         self.direct_at = 0.0
         self.last = 0
 
@@ -191,9 +230,9 @@ class Stream:
             self.last = head
 
     async def follow(self, subscriber: Subscriber) -> None:
-        loop = asyncio.get_running_loop()
         if self.transport is not None and not self.params.include_state:
             self.subscriber = subscriber
+            self.takes_all = not subscriber.companies and not subscriber.types
             subscriber.direct = self.write_now
         while not subscriber.closed and not subscriber.overflowed:
             if subscriber.queue.empty():
@@ -201,7 +240,7 @@ class Stream:
                     async with asyncio.timeout(self.ping_seconds):
                         first = await subscriber.queue.get()
                 except TimeoutError:
-                    if loop.time() - self.direct_at >= self.ping_seconds:
+                    if time.monotonic() - self.direct_at >= self.ping_seconds:
                         await self.response.write(b": ping\n\n")
                     continue
             else:
@@ -222,7 +261,9 @@ class Stream:
             if parts:
                 await self.response.write(b"".join(parts))
 
-    def _select(self, subscriber: Subscriber, commits: Sequence[Commit]) -> tuple[Commit, int]:
+    def _select(
+        self, subscriber: Subscriber, commits: Sequence[Commit]
+    ) -> tuple[list[tuple[RecordedEvent, bytes]], int]:
         """The events of `commits` this stream writes (above the last written, matching its
         filters), and the checkpoint to write after them (0 for none); moves `last` past them."""
         wanted = []
@@ -245,20 +286,24 @@ class Stream:
         """Write a live commit straight to the socket, framed as the chunk aiohttp would frame
         it, with no task to wake. False (queue it instead) when the socket is closing or its
         buffer is full: the stream's task then writes with backpressure, or finds it gone."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        transport, subscriber = self.transport, self.subscriber
+        if transport is None or subscriber is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
             return False
-        assert self.subscriber is not None
-        wanted, moved = self._select(self.subscriber, [commit])
-        parts = [rendered for _, rendered in wanted]
-        if moved:
-            parts.append(checkpoint(moved))
-        if parts:
+        if self.takes_all and self.last < commit[0][0].position:
+            transport.write(commit.chunk())  # the common case: one chunk framed for all
+            self.last = commit[-1][0].position
+        else:
+            wanted, moved = self._select(subscriber, [commit])
+            parts = [rendered for _, rendered in wanted]
+            if moved:
+                parts.append(checkpoint(moved))
+            if not parts:
+                return True
             data = b"".join(parts)
             transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-            self.direct_at = asyncio.get_running_loop().time()
+        self.direct_at = time.monotonic()
         return True
 
 

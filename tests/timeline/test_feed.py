@@ -14,9 +14,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from httpx_sse import aconnect_sse
 
+from events.envelope import RecordedEvent
 from tests.factories import event_in
 from timeline.app import create_app
 from timeline.config import Settings
+from timeline.feed import Hub
 from timeline.keys import HUB
 
 TOKEN = "tl_feed"
@@ -274,3 +276,31 @@ async def test_live_commits_are_framed_for_the_client_s_http_version(
     messages = [m for m in text.decode().split("\n\n") if m.startswith("id: ")]
     assert [m.splitlines()[0] for m in messages] == [f"id: {n}" for n in range(1, 5)]
     assert text.startswith(b"retry: 3000\n\n")
+
+
+async def test_commits_close_together_are_fanned_out_together() -> None:
+    def entry(position: int) -> RecordedEvent:
+        return RecordedEvent(
+            f"id-{position}", "model.launched", "baidu", '{"value":"2023"}', "2023-01-01",
+            "2024-01-01", "{}", None, "reported", position, position, "2023-01-01T00:00:00.000000Z",
+            "0" * 64,
+        )  # fmt: skip
+
+    hub = Hub(0, coalesce_seconds=0.05)
+    subscriber, head = hub.subscribe([], [])
+    assert head == 0
+    hub.publish([entry(1)])  # the first after a quiet spell goes out at once
+    hub.publish([entry(2)])
+    hub.publish([entry(3), entry(4)])  # these two commits ride together, a little later
+    assert hub.head == 4
+    first = subscriber.queue.get_nowait()
+    assert [event.position for event, _ in first] == [1]
+    assert subscriber.queue.empty()
+    async with asyncio.timeout(1):
+        later = await subscriber.queue.get()
+    assert [event.position for event, _ in later] == [2, 3, 4]
+    assert b"".join(message for _, message in later) in later.chunk()
+    hub.publish([entry(5)])
+    hub.close()  # what is due is fanned out before the streams end
+    assert [event.position for event, _ in subscriber.queue.get_nowait()] == [5]  # type: ignore[union-attr]
+    assert subscriber.queue.get_nowait() is None
