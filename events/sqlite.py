@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import operator
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -73,6 +75,9 @@ MAX_VARIABLES = 900
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 T = TypeVar("T")
+CHECKPOINT_SECONDS = 1.0
+BACKSTOP_CHECKPOINT_PAGES = 100_000
+log = logging.getLogger(__name__)
 
 
 _row = operator.attrgetter(*RecordedEvent.__slots__)
@@ -149,12 +154,54 @@ def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projecti
     db.executescript(TUNING)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute(f"PRAGMA synchronous = {synchronous}")
-    # Checkpoint in larger, rarer steps than the default 1000 pages.
-    db.execute("PRAGMA wal_autocheckpoint = 10000")
+    # Checkpoints run beside the writer (see _Checkpointer), not inside its COMMITs; this
+    # threshold (about 400 MB of WAL) is only the backstop should they fall behind.
+    db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
     db.executescript(SCHEMA)
     for projection in projections:
         db.executescript(";\n".join([*projection.schema(), *projection.indexes()]))
     return db
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file every `interval` seconds, on a connection and
+    thread of its own. SQLite's automatic checkpoint runs inside the COMMIT that crosses its
+    threshold, so one append in a few thousand would wait tens of milliseconds for it; a
+    PASSIVE checkpoint here takes no lock a writer or reader needs and waits for none."""
+
+    def __init__(self, path: str, interval: float = CHECKPOINT_SECONDS) -> None:
+        self._path, self._interval = path, interval
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-checkpoint")
+        self._db: sqlite3.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="timeline-checkpoint")
+
+    def _checkpoint(self) -> None:
+        if self._db is None:
+            self._db = sqlite3.connect(self._path, isolation_level=None)
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await loop.run_in_executor(self._thread, self._checkpoint)
+            except sqlite3.Error:  # the writer's backstop checkpoint still bounds the WAL
+                log.exception("a WAL checkpoint failed")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown(wait=True)
 
 
 class SQLiteEventStore(EventStore):
@@ -172,11 +219,15 @@ class SQLiteEventStore(EventStore):
         thread: ThreadPoolExecutor,
         reader: aiosqlite.Connection,
         projections: Sequence[Projection],
+        checkpointer: _Checkpointer | None = None,
     ) -> None:
         self._writer = writer
         self._thread = thread
         self._reader = reader
         self._projections = list(projections)
+        self._checkpointer = checkpointer
+        if checkpointer is not None:
+            checkpointer.start()
 
     @classmethod
     async def open(
@@ -185,6 +236,7 @@ class SQLiteEventStore(EventStore):
         *,
         synchronous: Synchronous = "FULL",
         projections: Sequence[Projection] = (),
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
     ) -> SQLiteEventStore:
         target = str(path)
         if target != ":memory:":
@@ -203,9 +255,12 @@ class SQLiteEventStore(EventStore):
         except BaseException:
             thread.shutdown(wait=False)
             raise
-        return cls(writer, thread, reader, projections)
+        checkpointer = _Checkpointer(target, checkpoint_seconds) if target != ":memory:" else None
+        return cls(writer, thread, reader, projections, checkpointer)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self._reader.close()
         await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
         self._thread.shutdown(wait=True)

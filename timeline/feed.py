@@ -23,6 +23,8 @@ REPLAY_PAGE = 500
 # Above this many unsent bytes on a socket, live commits go through the subscriber's queue and
 # its task, which waits for the socket to drain (and is cut off if its queue fills).
 DIRECT_BUFFER_LIMIT = 256 * 1024
+# A fan-out waits this many times the last one's duration after it (see Hub).
+FAN_OUT_SPACING = 2.0
 
 
 def message(event: RecordedEvent, data: str | None = None) -> bytes:
@@ -77,18 +79,20 @@ class Hub:
     `subscribe` reads the head, both without awaiting, so a stream that subscribed at head H
     receives exactly the commits after H (it skips what it replayed itself).
 
-    Commits published less than `coalesce_seconds` after the last fan-out wait for the next
-    one, together: a busy log is fanned out in fewer, larger writes (each write to each
-    subscriber costs the same whatever its size), and an idle one at once."""
+    A commit published soon after the last fan-out waits for the next one, with whatever else
+    arrives meanwhile: "soon" is twice the time the last fan-out took, at most
+    `coalesce_seconds`. Many subscribers on a busy log get fewer, larger writes (a write costs
+    the same whatever its size); a few subscribers, or a quiet log, get every commit at once."""
 
     head: int
     queue_size: int = 1000
     coalesce_seconds: float = 0.0
+    spacing: float = FAN_OUT_SPACING
     dropped: int = 0
     subscribers: set[Subscriber] = field(default_factory=set)
     closing: bool = False
     _pending: Commit | None = None
-    _last_fan_out: float = 0.0
+    _next_fan_out: float = 0.0
 
     def subscribe(self, companies: Sequence[str], types: Sequence[str]) -> tuple[Subscriber, int]:
         subscriber = Subscriber(
@@ -108,7 +112,7 @@ class Hub:
         if self._pending is not None:  # a fan-out is already due: ride along with it
             self._pending.extend(commit)
             return
-        wait = self._last_fan_out + self.coalesce_seconds - time.monotonic()
+        wait = self._next_fan_out - time.monotonic()
         if wait <= 0:
             self._fan_out(commit)
         else:
@@ -121,6 +125,7 @@ class Hub:
             self._fan_out(pending)
 
     def _fan_out(self, commit: Commit) -> None:
+        began = time.monotonic()
         for subscriber in list(self.subscribers):
             # Straight to the socket when nothing is queued before it: no task to wake.
             direct = subscriber.direct
@@ -134,7 +139,10 @@ class Hub:
                 self.subscribers.discard(subscriber)
                 self.dropped += 1
                 subscriber.on_overflow()
-        self._last_fan_out = time.monotonic()
+        ended = time.monotonic()
+        # The next fan-out waits twice as long as this one took (at most coalesce_seconds):
+        # a few subscribers cost microseconds and never wait; thousands share writes.
+        self._next_fan_out = ended + min(self.coalesce_seconds, self.spacing * (ended - began))
 
     def close(self) -> None:
         """End every stream (on shutdown), after what is due to them."""

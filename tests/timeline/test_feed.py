@@ -286,7 +286,7 @@ async def test_commits_close_together_are_fanned_out_together() -> None:
             "0" * 64,
         )  # fmt: skip
 
-    hub = Hub(0, coalesce_seconds=0.05)
+    hub = Hub(0, coalesce_seconds=0.05, spacing=1e9)  # as if each fan-out took ages
     subscriber, head = hub.subscribe([], [])
     assert head == 0
     hub.publish([entry(1)])  # the first after a quiet spell goes out at once
@@ -304,3 +304,9 @@ async def test_commits_close_together_are_fanned_out_together() -> None:
     hub.close()  # what is due is fanned out before the streams end
     assert [event.position for event, _ in subscriber.queue.get_nowait()] == [5]  # type: ignore[union-attr]
     assert subscriber.queue.get_nowait() is None
+
+    cheap = Hub(0, coalesce_seconds=0.05, spacing=0)  # as if fan-outs cost nothing
+    subscriber, _ = cheap.subscribe([], [])
+    for position in (1, 2, 3):
+        cheap.publish([entry(position)])
+    assert [len(subscriber.queue.get_nowait()) for _ in range(3)] == [1, 1, 1]
