@@ -108,6 +108,8 @@ class Hub:
         if not events:
             return
         self.head = max(self.head, events[-1].position)
+        if not self.subscribers and self._pending is None:
+            return  # nobody to render for: a stream that comes later replays from the store
         commit = Commit([(event, message(event)) for event in events])
         if self._pending is not None:  # a fan-out is already due: ride along with it
             self._pending.extend(commit)
