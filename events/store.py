@@ -330,6 +330,7 @@ class GroupPlan:
                     f"not {event.expected_version}; nothing was stored",
                     company=event.company,
                     current_version=current,
+                    id=event.id,
                 )
             running[event.company] = current + 1
 

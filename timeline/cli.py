@@ -25,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from events.backends import open_store
+from events.backends import open_store, sqlite_path
 from events.envelope import MAX_BATCH, parse_json, validate_body
 from events.errors import TimelineError
 from events.store import EventStore
@@ -43,7 +43,13 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
-async def _open(settings: Settings) -> EventStore:
+async def _open(settings: Settings, *, create: bool = True) -> EventStore:
+    """The store; with create=False, a database that does not exist is an error, not a new,
+    empty one (a mistyped --db must not export or verify nothing and succeed)."""
+    if not create and settings.db.startswith("sqlite:"):
+        path = sqlite_path(settings.db)
+        if path != ":memory:" and not Path(path).is_file():  # noqa: ASYNC240 (at start-up)
+            raise FileNotFoundError(f"no database at {path} (--db {settings.db})")
     return await open_store(
         settings.db, synchronous=settings.sqlite_synchronous, projections=projections()
     )
@@ -106,7 +112,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _verify(settings: Settings) -> int:
-    store = await _open(settings)
+    store = await _open(settings, create=False)
     try:
         bad = await store.verify()
         head = await store.head()
@@ -140,7 +146,7 @@ def _rate(events: int, elapsed: float) -> str:
 
 
 async def _rebuild(settings: Settings) -> int:
-    store = await _open(settings)
+    store = await _open(settings, create=False)
     try:
         head = (await store.head()).position
         started = time.perf_counter()
@@ -180,10 +186,15 @@ async def _import(settings: Settings, source: IO[bytes], name: str, batch: int) 
     print(f"timeline import: {name}: {report.error}", file=sys.stderr)
     kept = report.committed_line
     before = f"nothing from line {kept + 1} on was stored; lines 1 to {kept} were ({done})"
+    advice = (
+        "An export is the log as it was: export the original again (what is already "
+        "restored is skipped)."
+        if report.kind == "entries"
+        else "Correct the file and import it again: what is already stored is skipped."
+    )
     print(
         f"stopped at line {report.error.line}: {before if kept else 'nothing was stored'}; "
-        f"the log's head is {head}. Correct the file and import it again: what is already "
-        "stored is skipped.",
+        f"the log's head is {head}. {advice}",
         file=sys.stderr,
     )
     return 1
@@ -197,7 +208,7 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 async def _export(settings: Settings, out: IO[bytes], style: Format, after: int) -> range:
-    store = await _open(settings)
+    store = await _open(settings, create=False)
     try:
         total = max(0, (await store.head()).position - after)
         with _bar("exporting", MofNCompleteColumn()) as bar:

@@ -121,12 +121,22 @@ def _from_cloudevent(value: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("a CloudEvent must carry the recorded event as its `data` object")
     position = data.get("position")
-    if (
-        value.get("id") != data.get("id")
-        or not isinstance(position, int)
-        or value.get("sequence") != sequence(position)
-    ):
-        raise ValueError("the CloudEvent's `id` and `sequence` do not match its data")
+    if not isinstance(position, int):
+        raise ValueError("the CloudEvent's data has no `position`")
+    company = data.get("company")
+    expected = {
+        "id": data.get("id"),
+        "source": f"/timeline/companies/{company}",
+        "type": data.get("type"),
+        "subject": company,
+        "time": data.get("recorded"),
+        "datacontenttype": "application/json",
+        "sequence": sequence(position),
+    }
+    wrong = [name for name, attribute in expected.items() if value.get(name) != attribute]
+    if wrong:
+        listed = ", ".join(f"`{name}`" for name in wrong)
+        raise ValueError(f"the CloudEvent's {listed} do not match its data")
     return data
 
 
@@ -322,8 +332,6 @@ class Importer:
         if index is not None:
             return index
         for i, event in enumerate(events):
-            if event.id == error.extra.get("id") or (
-                event.company == error.extra.get("company") and event.expected_version is not None
-            ):
+            if event.id == error.extra.get("id"):
                 return i
         return 0

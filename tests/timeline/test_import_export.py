@@ -250,6 +250,21 @@ def test_a_tampered_export_is_refused_naming_the_line(
     assert head_of(restored) == 30
 
 
+def test_a_cloudevent_whose_attributes_disagree_with_its_data_is_refused(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    lines = exported["cloudevents"].read_text(encoding="utf-8").splitlines()
+    cloudevent = json.loads(lines[4])
+    cloudevent["subject"], cloudevent["time"] = "someone-else", "2020-01-01T00:00:00.000000Z"
+    lines[4] = json.dumps(cloudevent, ensure_ascii=False)
+    code, _, err = timeline(
+        "import", write_lines(tmp_path / "ce.ndjson", lines), "--db", url(tmp_path / "r.db")
+    )
+    assert code == 1
+    assert "line 5: the CloudEvent's `subject`, `time` do not match its data" in err
+    assert head_of(tmp_path / "r.db") == 0
+
+
 def test_importing_event_in_lines_twice_stores_them_once(tmp_path: Path) -> None:
     database = url(tmp_path / "seeded.db")
     code, out, _ = timeline("import", SEEDS, "--db", database)
@@ -338,3 +353,28 @@ def test_a_file_is_either_event_in_lines_or_an_export(
         assert f"line {line}: " in err
         assert message in err
     assert head_of(tmp_path / "x.db") == 0
+
+
+def test_a_version_conflict_names_the_line_whose_expectation_failed(tmp_path: Path) -> None:
+    lines = [
+        event_in(company="bb", type="company.registered", data={"name": "BB"}, expected_version=0),
+        event_in(company="bb", expected_version=1),
+        event_in(company="bb", expected_version=7),
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    code, _, err = timeline("import", "-", "--db", url(tmp_path / "log.db"), stdin=text)
+    assert code == 1
+    assert "line 3: company 'bb' is at version 2, not 7" in err
+    assert "Correct the file" in err
+
+
+@pytest.mark.parametrize("command", [("export",), ("verify",), ("rebuild",)])
+def test_reading_commands_refuse_a_database_that_does_not_exist(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo" / "log.db"
+    code, out, err = timeline(*command, "--db", url(missing))
+    assert code == 2
+    assert f"no database at {missing}" in err
+    assert out == ""
+    assert not missing.exists() and not missing.parent.exists()
