@@ -195,7 +195,7 @@ async def test_each_batch_of_a_group_stands_alone(store: EventStore) -> None:
     conflict = [new(company="baidu", expected_version=0)]
     results = await store.append_many([ok_1, conflict, ok_2])
     assert isinstance(results[1], VersionConflict)
-    assert results[1].extra == {"company": "baidu", "current_version": 1}
+    assert results[1].extra == {"company": "baidu", "current_version": 1, "id": conflict[0].id}
     assert [e.position for e in await store.read()] == [1, 2]
     assert [e.id for e in await store.read()] == [ok_1[0].id, ok_2[0].id]
 
@@ -208,14 +208,11 @@ async def test_expected_version_counts_earlier_events_of_the_batch(store: EventS
             event_in(company="baidu", expected_version=1),
         )
     )
+    second = event_in(company="baidu", expected_version=2)
     with pytest.raises(VersionConflict) as caught:
-        await store.append(
-            batch(
-                event_in(company="baidu", expected_version=2),
-                event_in(company="baidu", expected_version=2),
-            )
-        )
-    assert caught.value.extra == {"company": "baidu", "current_version": 3}
+        await store.append(batch(event_in(company="baidu", expected_version=2), second))
+    # The second event expected 2 too, but the first made it 3: that one is named.
+    assert caught.value.extra == {"company": "baidu", "current_version": 3, "id": second["id"]}
     assert (await store.head()).position == 3
 
 
@@ -229,10 +226,15 @@ async def test_fifty_concurrent_writers_one_winner_per_version(
     for version in range(6):
 
         async def attempt(version: int = version) -> int | None:
+            event = new(company="pinduoduo", expected_version=version)
             try:
-                await target.append([new(company="pinduoduo", expected_version=version)])
+                await target.append([event])
             except VersionConflict as conflict:
-                assert conflict.extra == {"company": "pinduoduo", "current_version": version + 1}
+                assert conflict.extra == {
+                    "company": "pinduoduo",
+                    "current_version": version + 1,
+                    "id": event.id,
+                }
                 return None
             return version
 

@@ -109,19 +109,22 @@ async def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
 def test_verify_and_a_tampered_file(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     db = f"sqlite:///{path}"
-    code, out, _ = run("verify", "--db", db)
-    assert (code, out.strip()) == (0, f"chain holds: 0 events, head hash {'0' * 64}")
+    code, _, err = run("verify", "--db", db)
+    assert code == 2 and f"no database at {path}" in err and not path.exists()
 
-    async def fill() -> None:
+    async def fill(count: int) -> None:
         from events.sqlite import SQLiteEventStore
         from tests.factories import new
 
         store = await SQLiteEventStore.open(path)
-        for i in range(4):
+        for i in range(count):
             await store.append([new(company="tencent", data={"model": f"Hunyuan-{i}"})])
         await store.close()
 
-    asyncio.run(fill())
+    asyncio.run(fill(0))
+    code, out, _ = run("verify", "--db", db)
+    assert (code, out.strip()) == (0, f"chain holds: 0 events, head hash {'0' * 64}")
+    asyncio.run(fill(4))
     code, out, _ = run("verify", "--db", db)
     assert code == 0
     assert out.startswith("chain holds: 4 events")

@@ -211,11 +211,10 @@ async def test_409_id_conflict(api: Api) -> None:
 
 async def test_409_version_conflict_names_company_and_version(api: Api) -> None:
     await api.append({"events": [event_in(company="baidu"), event_in(company="baidu")]})
-    response = await api.client.post(
-        "/v1/events", json=event_in(company="baidu", expected_version=1), headers=api.auth()
-    )
+    stale = event_in(company="baidu", expected_version=1)
+    response = await api.client.post("/v1/events", json=stale, headers=api.auth())
     body = await problem(response, 409, "version-conflict")
-    assert (body["company"], body["current_version"]) == ("baidu", 2)
+    assert (body["company"], body["current_version"], body["id"]) == ("baidu", 2, stale["id"])
     ok = await api.client.post(
         "/v1/events", json=event_in(company="baidu", expected_version=2), headers=api.auth()
     )
