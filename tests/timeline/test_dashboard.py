@@ -10,12 +10,13 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
 from tests.api import AiohttpClient, Api, make_api, problem
 from tests.factories import event_in
@@ -370,6 +371,165 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path, browser: Browser) -> N
         await expect(status).to_have_attribute("data-state", "live")
         await expect(cards).to_have_count(len(chronology) + 1)  # nothing twice
         assert await page.evaluate("window.sameDocument") is True
+        assert problems == []
+    finally:
+        await server.stop()
+
+
+async def post_batches(server: Server, bodies: list[dict[str, Any]]) -> None:
+    """Append many events over HTTP, a thousand to a request."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    async with aiohttp.ClientSession() as http:
+        for start in range(0, len(bodies), 1000):
+            batch = {"events": bodies[start : start + 1000]}
+            async with http.post(server.url + "v1/events", json=batch, headers=headers) as answer:
+                assert answer.status == 201, await answer.text()
+
+
+async def test_a_large_log_shows_its_newest_events_and_stays_fast(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """25,000 events from 2000 to 2025: the page keeps the newest 20,000, says which, draws a
+    bounded number of cards, and a live event costs little of the page's main thread."""
+    server = Server(tmp_path / "large.db")
+    await server.start()
+    try:
+        first = date(2000, 1, 1)
+        span = (date(2025, 12, 31) - first).days
+        count = 25_000
+        bodies = [
+            event_in(
+                company=f"lab-{i % 8}",
+                type="statement.made",
+                occurred=(first + timedelta(days=i * span // (count - 1))).isoformat(),
+                data={"speaker": f"Speaker {i}", "summary": f"Statement {i}"},
+            )
+            for i in range(count)
+        ]
+        seeded = (await server.get("v1/chronology?limit=1000"))["events"]
+        await post_batches(server, bodies)
+        total = sum(c["events"] for c in (await server.get("v1/companies"))["companies"])
+        assert total == len(seeded) + count
+        # The 20,000 newest in the API's order, (lo, hi, position): where they begin.
+        order = sorted(
+            [(e["occurred"]["lo"], e["occurred"]["hi"], e["position"]) for e in seeded]
+            + [
+                (b["occurred"], (date.fromisoformat(b["occurred"]) + timedelta(1)).isoformat(), i)
+                for i, b in enumerate(bodies, start=len(seeded) + 1)
+            ]
+        )
+        oldest_shown = order[-20_000][0]
+
+        page, problems = await open_page(browser)
+        await page.goto(server.url)
+        cards = page.locator("#chronology .card")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+        await expect(page.locator("#count")).to_have_text("20000 events", timeout=15_000)
+        # Newest first: the top card is the newest event, not one from 2000.
+        assert await cards.first.get_attribute("data-id") == bodies[-1]["id"]
+        assert await cards.count() == 500  # a bounded number of cards, and a way to more
+        await expect(page.locator("#more")).to_be_visible()
+        # The page says which range it shows.
+        window = page.locator("#window")
+        await expect(window).to_be_visible()
+        await expect(window).to_contain_text(
+            f"showing events from {oldest_shown} on; {total - 20_000} older not shown"
+        )
+
+        # A live event appears within 2 s, on top, and costs the page little of its main thread.
+        await page.evaluate("Object.values(window.timelineTimings).forEach(t => t.length = 0)")
+        live = event_in(
+            company="lab-3",
+            type="statement.made",
+            occurred="2026-01-02",
+            data={"speaker": "Live", "summary": "Said while 20,000 events are shown"},
+        )
+        await server.append(live)
+        card = page.locator(f'#chronology .card[data-id="{live["id"]}"]')
+        await expect(card).to_be_visible(timeout=2000)
+        assert await cards.first.get_attribute("data-id") == live["id"]
+        await expect(window).to_contain_text(f"{total + 1 - 20_000} older not shown")
+        await page.wait_for_timeout(1500)  # the swimlanes' throttled redraw
+        timings = await page.evaluate("window.timelineTimings")
+        handled = max(timings["receive"]) + max(timings["render"])
+        assert handled < 500, timings  # a full re-render of 20,000 cards took 2 to 4 s
+        assert timings["lanes"] and max(timings["lanes"]) < 500, timings
+        await expect(cards).to_have_count(500)
+        assert await page.locator(f'#lanes .mark[data-id="{live["id"]}"]').count() == 1
+        await page.click("#more")
+        await expect(cards).to_have_count(1000)
+
+        await page.evaluate("window.scrollTo(0, 0)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "dashboard-large.png")
+        assert problems == []
+    finally:
+        await server.stop()
+
+
+async def test_amendments_apply_in_the_order_they_came(tmp_path: Path, browser: Browser) -> None:
+    """Retract and reinstate one event back to back, again and again: the page ends where the
+    API does, however the target's reads come back."""
+    server = Server(tmp_path / "amend.db")
+    await server.start()
+    try:
+        page, problems = await open_page(browser)
+        await page.goto(server.url)
+        cards = page.locator("#chronology .card")
+        chronology = (await server.get("v1/chronology?limit=1000"))["events"]
+        await expect(cards).to_have_count(len(chronology))
+        await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+        target = TONGYI["id"]
+        card = page.locator(f'#chronology .card[data-id="{target}"]')
+
+        async def amend(kind: str) -> None:
+            data = {"target": target, "reason": f"{kind} in a hurry"}
+            await server.append(
+                event_in(company="alibaba", type=f"event.{kind}", occurred="2023-12", data=data)
+            )
+
+        # The retraction's read of its target answers late, after the reinstatement's: a page
+        # that applied answers as they came would end with the card retracted.
+        held: list[int] = []
+
+        async def late(route: Route) -> None:
+            answer = await route.fetch()  # the state right now: retracted
+            held.append(1)
+            if len(held) == 1:
+                await asyncio.sleep(0.6)
+            await route.fulfill(response=answer)
+
+        await page.route(f"**/v1/events/{target}", late)
+        await amend("retracted")
+        for _ in range(40):  # until the page has asked, while only the retraction is stored
+            if held:
+                break
+            await asyncio.sleep(0.05)
+        assert held
+        await amend("reinstated")
+        await expect(page.locator("#ticker")).to_contain_text("reinstated: ", timeout=2000)
+        await expect(card).to_have_count(1)
+        await page.unroute(f"**/v1/events/{target}")
+        for _ in range(3):
+            await amend("retracted")
+            await amend("reinstated")
+        detail = await server.get(f"v1/events/{target}")
+        assert detail["effective"] is not None
+        await expect(page.locator("#ticker")).to_contain_text("reinstated: ", timeout=2000)
+        await expect(card).to_have_count(1)
+        await expect(cards).to_have_count(len(chronology))
+        await page.wait_for_timeout(500)  # nothing late takes it away again
+        await expect(card).to_have_count(1)
+        await expect(card.locator(".title")).to_have_text("Tongyi Qianwen launched")
+
+        await amend("retracted")
+        await amend("reinstated")
+        await amend("retracted")
+        assert (await server.get(f"v1/events/{target}"))["effective"] is None
+        await expect(card).to_have_count(0, timeout=2000)
+        await page.wait_for_timeout(500)
+        await expect(card).to_have_count(0)
+        await expect(cards).to_have_count(len(chronology) - 1)
         assert problems == []
     finally:
         await server.stop()

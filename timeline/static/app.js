@@ -30,11 +30,19 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
   const TOKEN_KEY = "timeline.token";
   const PAGE_SIZE = 1000;
-  const MAX_EVENTS = 20000;
+  const MAX_EVENTS = 20000; // past this, the page keeps the newest events
+  const RENDER_STEP = 500; // cards drawn at a time; "Show more" adds as many again
+  const LANES_INTERVAL = 1000; // ms: live events redraw the swimlanes at most this often
   const DAY_MS = 86400000;
 
   const state = {
     events: new Map(), // id → the event in effective form, as the chronology gives it
+    list: [], // the same events in (lo, hi, position) order
+    seen: new Set(), // the companies of the loaded events
+    total: 0, // the log's effective events, loaded or not (the companies' counts)
+    limit: RENDER_STEP, // how many cards are drawn
+    generation: 0, // bumped by each fresh load: answers for an older one are dropped
+    anchor: null, // {position, hash} of the last event seen: a reconnect checks it
     companies: new Map(), // slug → {company, name, events, first, last}
     known: 0, // the position the chronology was read at
     lastId: null, // the last SSE id received
@@ -328,45 +336,123 @@
   }
 
   // ---- the chronology
+  //
+  // state.list holds the loaded events in the API's order, (lo, hi, position) ascending; an
+  // insertion or removal finds its place by binary search. Only the first RENDER_STEP cards of
+  // the current order are in the page ("Show more" adds as many again), and the cards are kept
+  // by id, so a live event adds, replaces or removes one card instead of drawing them all.
 
-  function ordered() {
-    const events = [...state.events.values()].sort(
-      (a, b) =>
-        a.occurred.lo.localeCompare(b.occurred.lo) ||
-        a.occurred.hi.localeCompare(b.occurred.hi) ||
-        a.position - b.position,
-    );
-    return state.newestFirst ? events.reverse() : events;
+  function compare(a, b) {
+    const [al, bl] = [a.occurred.lo, b.occurred.lo];
+    if (al !== bl) return al < bl ? -1 : 1;
+    const [ah, bh] = [a.occurred.hi, b.occurred.hi];
+    if (ah !== bh) return ah < bh ? -1 : 1;
+    return a.position - b.position;
+  }
+
+  // The first index whose event does not sort before `event`.
+  function place(event) {
+    const items = state.list;
+    let [low, high] = [0, items.length];
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (compare(items[mid], event) < 0) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  // Keep an event, unless the page shows only the newest events and this one is older than all
+  // of them; past MAX_EVENTS the oldest go. True when the event is kept.
+  function insertEvent(event) {
+    removeEvent(event.id);
+    if (state.truncated && state.list.length && compare(event, state.list[0]) < 0) return false;
+    state.list.splice(place(event), 0, event);
+    state.events.set(event.id, event);
+    state.seen.add(event.company);
+    laneDirty(event.company);
+    while (state.list.length > MAX_EVENTS) {
+      const gone = state.list.shift();
+      state.events.delete(gone.id);
+      laneDirty(gone.company);
+      state.truncated = true;
+    }
+    return true;
+  }
+
+  function removeEvent(id) {
+    const old = state.events.get(id);
+    if (!old) return false;
+    let index = place(old);
+    if (state.list[index]?.id !== id) index = state.list.findIndex((e) => e.id === id);
+    if (index >= 0) state.list.splice(index, 1);
+    state.events.delete(id);
+    laneDirty(old.company);
+    return true;
   }
 
   const matches = (event) =>
     (!state.filters.company || event.company === state.filters.company) &&
     (!state.filters.type || event.type === state.filters.type);
 
-  function renderChronology() {
-    const all = ordered();
-    const shown = all.filter(matches);
-    const open = new Set(
-      [...document.querySelectorAll("#chronology details[open]")].map(
-        (d) => d.closest(".card").dataset.id,
-      ),
-    );
-    $("#chronology").replaceChildren(...shown.map(card));
-    for (const id of open)
-      document.querySelector(`#event-${CSS.escape(id)} details`)?.setAttribute("open", "");
+  // The events the filters let through, in the order shown.
+  function filtered() {
+    const out = state.list.filter(matches);
+    return state.newestFirst ? out.reverse() : out;
+  }
+
+  const cards = new Map(); // id → {event, node}: the cards in the page
+
+  function cardNode(event) {
+    const kept = cards.get(event.id);
+    if (kept && kept.event === event) return kept.node;
+    const node = card(event);
+    if (kept) {
+      const open = kept.node.querySelector("details[open]");
+      if (open) node.querySelector("details")?.setAttribute("open", "");
+      kept.node.replaceWith(node);
+    }
+    cards.set(event.id, { event, node });
+    return node;
+  }
+
+  function renderChronology(shown) {
+    const box = $("#chronology");
+    const want = shown.slice(0, state.limit);
+    const wanted = new Set(want.map((e) => e.id));
+    for (const [id, kept] of cards) {
+      if (!wanted.has(id) || state.events.get(id) !== kept.event) {
+        kept.node.remove();
+        cards.delete(id);
+      }
+    }
+    let next = box.firstChild;
+    for (const event of want) {
+      const node = cardNode(event);
+      if (node === next) next = node.nextSibling;
+      else box.insertBefore(node, next);
+    }
     $("#empty").hidden = shown.length > 0;
-    const count =
-      shown.length === all.length
-        ? `${all.length} events`
-        : `${shown.length} of ${all.length} events`;
-    $("#count").textContent = state.truncated ? `${count} (the first ${MAX_EVENTS} only)` : count;
-    return shown;
+    const more = shown.length - want.length;
+    $("#more").hidden = more <= 0;
+    $("#more").textContent = `Show ${Math.min(more, RENDER_STEP)} more (${more} not shown)`;
+    const all = state.list.length;
+    $("#count").textContent =
+      shown.length === all ? `${all} events` : `${shown.length} of ${all} events`;
+    const note = $("#window");
+    note.hidden = !state.truncated;
+    if (state.truncated && all) {
+      const older = Math.max(state.total - all, 0);
+      note.textContent =
+        `showing events from ${state.list[0].occurred.lo} on; ` +
+        `${older} older not shown (the page keeps the newest ${MAX_EVENTS})`;
+    }
   }
 
   function renderFilters() {
-    const companies = [
-      ...new Set([...state.companies.keys(), ...[...state.events.values()].map((e) => e.company)]),
-    ].sort((a, b) => companyName(a).localeCompare(companyName(b)));
+    const companies = [...new Set([...state.companies.keys(), ...state.seen])].sort((a, b) =>
+      companyName(a).localeCompare(companyName(b)),
+    );
     const fill = (select, first, values, label) => {
       const signature = values.map((value) => `${value}=${label(value)}`).join("\n");
       if (select.dataset.signature === signature) return;
@@ -393,16 +479,49 @@
     $("#company-select").value = state.selected;
   }
 
+  // At most one redraw per frame. The swimlanes draw every loaded event, which costs far more
+  // than a card, so a live event redraws them at most once per LANES_INTERVAL; what the user
+  // asks for (a filter, the order, a company) redraws them in the next frame.
+  const timings = { receive: [], render: [], lanes: [] };
+  window.timelineTimings = timings; // the page's own measurements, read by the tests
+  const measure = (name, started) => {
+    timings[name].push(performance.now() - started);
+    if (timings[name].length > 100) timings[name].shift();
+  };
   let renderQueued = false;
-  function render() {
+  let lanesDue = false;
+  let lanesTimer = null;
+  let lanesDrawn = 0;
+  function render(live = false) {
+    if (live) {
+      if (!lanesTimer) {
+        const wait = Math.max(0, lanesDrawn + LANES_INTERVAL - performance.now());
+        lanesTimer = setTimeout(() => {
+          lanesDue = true;
+          render();
+        }, wait);
+      }
+    } else lanesDue = true;
     if (renderQueued) return;
     renderQueued = true;
     requestAnimationFrame(() => {
       renderQueued = false;
+      const started = performance.now();
       renderFilters();
-      const shown = renderChronology();
-      renderLanes(shown);
+      const shown = filtered();
+      renderChronology(shown);
       $("#head").textContent = `position ${Math.max(state.known, state.lastId || 0)}`;
+      if (pendingFocus && focusCard(pendingFocus)) pendingFocus = null;
+      measure("render", started);
+      if (lanesDue) {
+        lanesDue = false;
+        clearTimeout(lanesTimer);
+        lanesTimer = null;
+        const begun = performance.now();
+        renderLanes(shown);
+        lanesDrawn = performance.now();
+        measure("lanes", begun);
+      }
     });
   }
 
@@ -453,20 +572,49 @@
     );
   }
 
+  // The lanes drawn last time, kept while the axis, the width and the filters stay the same:
+  // a live event redraws only its company's lane. An axis that still holds every event (with
+  // its margin) is kept too, so an event at the newest end does not move every mark.
+  const lanes = { key: "", axis: null, drawn: new Map(), dirty: new Set() };
+  const laneDirty = (company) => lanes.dirty.add(company);
+
   function renderLanes(shown) {
     const box = $("#lanes");
     const width = Math.max(box.clientWidth, 640);
     if (!shown.length) {
+      lanes.key = "";
+      lanes.drawn.clear();
+      lanes.svg = null;
       box.replaceChildren(h("p", { class: "empty" }, "Nothing to draw."));
       return;
     }
     const dated = state.allYears ? shown : shown.filter((e) => e.type !== "company.registered");
     const basis = dated.length ? dated : shown;
-    let start = Math.min(...basis.map((e) => dayNumber(e.occurred.lo)));
-    let end = Math.max(...basis.map((e) => dayNumber(e.occurred.hi)));
+    let [first, last] = [Infinity, -Infinity];
+    for (const e of basis) {
+      first = Math.min(first, dayNumber(e.occurred.lo));
+      last = Math.max(last, dayNumber(e.occurred.hi));
+    }
+    let [start, end] = [first, last];
     if (end - start < 60) [start, end] = [start - 30, end + 30];
     const margin = (end - start) * 0.02;
     [start, end] = [start - margin, end + margin];
+    const layout = [width, state.allYears, state.filters.company, state.filters.type].join("|");
+    const before = lanes.axis;
+    if (
+      before &&
+      before.layout === layout &&
+      first >= before.start &&
+      last <= before.end &&
+      before.end - before.start <= (end - start) * 1.1
+    )
+      [start, end] = [before.start, before.end];
+    lanes.axis = { layout, start, end };
+    const key = `${layout}|${start}|${end}`;
+    if (key !== lanes.key) {
+      lanes.key = key;
+      lanes.drawn.clear();
+    }
 
     const labelWidth = 190;
     const axisHeight = 24;
@@ -477,34 +625,19 @@
       labelWidth + ((Math.min(Math.max(day, start), end) - start) / (end - start)) * plot;
 
     const byCompany = new Map();
-    for (const event of [...shown].sort(
-      (a, b) => a.occurred.lo.localeCompare(b.occurred.lo) || a.position - b.position,
-    )) {
+    // `shown` is in the chronology's order: oldest first is what packing the rows needs.
+    for (const event of state.newestFirst ? [...shown].reverse() : shown) {
       if (!byCompany.has(event.company)) byCompany.set(event.company, []);
       byCompany.get(event.company).push(event);
     }
     const companies = [...byCompany.keys()].sort((a, b) =>
       companyName(a).localeCompare(companyName(b)),
     );
+    for (const company of lanes.drawn.keys())
+      if (!byCompany.has(company)) lanes.drawn.delete(company);
 
-    const parts = [];
-    for (const tick of ticks(start, end)) {
-      parts.push(
-        svg("line", {
-          class: "grid",
-          x1: x(tick.day),
-          x2: x(tick.day),
-          y1: axisHeight - 6,
-          y2: "100%",
-        }),
-      );
-      parts.push(
-        svg("text", { class: "tick", x: x(tick.day) + 3, y: axisHeight - 10 }, tick.label),
-      );
-    }
-    let top = axisHeight;
-    companies.forEach((company, index) => {
-      const events = byCompany.get(company);
+    // One company's lane, drawn at y = 0 and moved into place with a transform.
+    const drawLane = (company, events) => {
       const ends = [];
       const placed = events.map((event) => {
         const lo = dayNumber(event.occurred.lo);
@@ -518,18 +651,14 @@
         return { event, lo, hi, left, right, lane };
       });
       const height = Math.max(ends.length, 1) * row + 12;
-      const selected = company === state.selected;
-      const lane = svg("g", {
-        class: selected ? "lane selected" : "lane",
-        "data-company": company,
-      });
-      lane.append(
+      const group = svg("g", { class: "lane", "data-company": company });
+      group.append(
         svg(
           "rect",
           {
-            class: index % 2 ? "lane-bg odd" : "lane-bg",
+            class: "lane-bg",
             x: 0,
-            y: top,
+            y: 0,
             width,
             height,
             onclick: (click) => {
@@ -547,7 +676,7 @@
           {
             class: "lane-label",
             x: 12,
-            y: top + height / 2 + 4,
+            y: height / 2 + 4,
             onclick: () => selectCompany(company),
           },
           companyName(company).length > 26
@@ -556,52 +685,73 @@
           svg("title", {}, `${companyName(company)} (${company})`),
         ),
       );
+      // Thousands of marks: set their attributes directly; the chart handles their clicks.
+      const marks = document.createDocumentFragment();
       for (const p of placed) {
         const e = p.event;
-        const about = describe(e.type, e.data || {});
-        const y = top + 6 + p.lane * row;
-        const tip = svg(
-          "title",
-          {},
-          [
-            `${shownDate(e.occurred)} · ${companyName(e.company)} · ${TYPES[e.type] || e.type}`,
-            about.title,
-            `${describeDate(e.occurred)} · ${e.confidence}`,
-          ].join("\n"),
-        );
-        const common = {
-          class: joined(
-            ["mark", p.hi - p.lo > 1 && "ranged", (p.hi <= start || p.lo >= end) && "outside"],
-            " ",
-          ),
-          "data-id": e.id,
-          "data-type": e.type,
-          "data-confidence": e.confidence,
-          onclick: () => focusCard(e.id),
-        };
-        lane.append(
-          p.hi - p.lo > 1
-            ? svg(
-                "rect",
-                { ...common, x: p.left, y, width: p.right - p.left, height: row - 2, rx: 3 },
-                tip,
-              )
-            : svg(
-                "circle",
-                { ...common, cx: (p.left + p.right) / 2, cy: y + (row - 2) / 2, r: 4 },
-                tip,
-              ),
-        );
+        const y = 6 + p.lane * row;
+        const ranged = p.hi - p.lo > 1;
+        const mark = document.createElementNS(SVG_NS, ranged ? "rect" : "circle");
+        const outside = p.hi <= start || p.lo >= end;
+        mark.setAttribute("class", `mark${ranged ? " ranged" : ""}${outside ? " outside" : ""}`);
+        mark.dataset.id = e.id;
+        mark.dataset.type = e.type;
+        mark.dataset.confidence = e.confidence;
+        if (ranged) {
+          mark.setAttribute("x", p.left);
+          mark.setAttribute("y", y);
+          mark.setAttribute("width", p.right - p.left);
+          mark.setAttribute("height", row - 2);
+          mark.setAttribute("rx", 3);
+        } else {
+          mark.setAttribute("cx", (p.left + p.right) / 2);
+          mark.setAttribute("cy", y + (row - 2) / 2);
+          mark.setAttribute("r", 4);
+        }
+        marks.append(mark);
       }
-      parts.push(lane);
+      group.append(marks);
+      return { group, height, name: companyName(company) };
+    };
+
+    const parts = []; // the grid and its labels
+    for (const tick of ticks(start, end)) {
+      parts.push(
+        svg("line", {
+          class: "grid",
+          x1: x(tick.day),
+          x2: x(tick.day),
+          y1: axisHeight - 6,
+          y2: "100%",
+        }),
+      );
+      parts.push(
+        svg("text", { class: "tick", x: x(tick.day) + 3, y: axisHeight - 10 }, tick.label),
+      );
+    }
+    const groups = [];
+    let top = axisHeight;
+    companies.forEach((company, index) => {
+      let drawn = lanes.drawn.get(company);
+      if (!drawn || lanes.dirty.has(company) || drawn.name !== companyName(company)) {
+        drawn = drawLane(company, byCompany.get(company));
+        lanes.drawn.set(company, drawn);
+      }
+      const { group, height } = drawn;
+      group.setAttribute("transform", `translate(0 ${top})`);
+      group.classList.toggle("selected", company === state.selected);
+      group.firstChild.classList.toggle("odd", index % 2 === 1);
+      groups.push(group);
       top += height;
     });
+    lanes.dirty.clear();
+    const overlay = [];
     let bottom = top + 4;
     if (state.selected) {
       const day = dayNumber(state.asOf || today()) + 1;
       if (day >= start && day <= end) {
         const right = x(day) > labelWidth + plot / 2;
-        parts.push(
+        overlay.push(
           svg("line", {
             class: "as-of-line",
             x1: x(day),
@@ -610,7 +760,7 @@
             y2: top + 4,
           }),
         );
-        parts.push(
+        overlay.push(
           svg(
             "text",
             {
@@ -625,27 +775,69 @@
         bottom = top + 22;
       }
     }
-    box.replaceChildren(
-      svg(
-        "svg",
-        {
-          width,
-          height: bottom,
-          role: "img",
-          "aria-label": "swimlane chart of events by company and date",
+    // The chart stays in the page: lanes that did not change are not touched.
+    if (!lanes.svg || lanes.svg.parentNode !== box) {
+      lanes.svg = svg("svg", {
+        role: "img",
+        "aria-label": "swimlane chart of events by company and date",
+        onmouseover: markTip,
+        onclick: (click) => {
+          const mark = click.target.closest?.(".mark");
+          if (mark) focusCard(mark.dataset.id, true);
         },
-        parts,
-      ),
-    );
+      });
+      lanes.grid = svg("g", { class: "axis" });
+      lanes.rows = svg("g", { class: "rows" });
+      lanes.overlay = svg("g", { class: "overlay" });
+      lanes.svg.append(lanes.grid, lanes.rows, lanes.overlay);
+      box.replaceChildren(lanes.svg);
+    }
+    lanes.svg.setAttribute("width", width);
+    lanes.svg.setAttribute("height", bottom);
+    lanes.grid.replaceChildren(...parts);
+    const keep = new Set(groups);
+    for (const child of [...lanes.rows.children]) if (!keep.has(child)) child.remove();
+    let next = lanes.rows.firstChild;
+    for (const group of groups) {
+      if (group === next) next = group.nextSibling;
+      else lanes.rows.insertBefore(group, next);
+    }
+    lanes.overlay.replaceChildren(...overlay);
   }
 
-  function focusCard(id) {
+  // A mark's tooltip is made when the pointer first reaches it: thousands of marks, few hovered.
+  function markTip(over) {
+    const mark = over.target;
+    if (!mark.classList?.contains("mark") || mark.firstChild) return;
+    const e = state.events.get(mark.dataset.id);
+    if (!e) return;
+    const about = describe(e.type, e.data || {});
+    const text = [
+      `${shownDate(e.occurred)} · ${companyName(e.company)} · ${TYPES[e.type] || e.type}`,
+      about.title,
+      `${describeDate(e.occurred)} · ${e.confidence}`,
+    ].join("\n");
+    mark.append(svg("title", {}, text));
+  }
+
+  let pendingFocus = null;
+  // Scroll to an event's card; one not drawn yet (past "Show more") is drawn first.
+  function focusCard(id, draw) {
     const target = document.getElementById(`event-${id}`);
-    if (!target) return;
+    if (!target) {
+      if (!draw) return false;
+      const index = filtered().findIndex((e) => e.id === id);
+      if (index < 0) return false;
+      state.limit = Math.max(state.limit, Math.ceil((index + 1) / RENDER_STEP) * RENDER_STEP);
+      pendingFocus = id;
+      render();
+      return false;
+    }
     target.scrollIntoView({ behavior: "smooth", block: "center" });
     target.classList.remove("focus");
     void target.offsetWidth; // restart the highlight animation
     target.classList.add("focus");
+    return true;
   }
 
   // ---- one company as of a date
@@ -826,41 +1018,128 @@
 
   // ---- loading and the live feed
 
-  async function loadChronology() {
-    const events = new Map();
+  // Every page of /v1/chronology for a query, pinned at one position.
+  async function* pages(query) {
     let cursor = null;
-    let known = 0;
-    let truncated = false;
     for (;;) {
-      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (cursor) query.set("cursor", cursor);
-      const page = await api(`/v1/chronology?${query}`);
-      known = page.known_at.position;
-      for (const event of page.events) events.set(event.id, event);
+      const params = new URLSearchParams({ ...query, limit: String(PAGE_SIZE) });
+      if (cursor) params.set("cursor", cursor);
+      const page = await api(`/v1/chronology?${params}`);
+      yield page.events;
       cursor = page.next_cursor;
-      if (!cursor) break;
-      if (events.size >= MAX_EVENTS) {
-        truncated = true;
-        break;
-      }
+      if (!cursor) return;
     }
-    return { events, known, truncated };
   }
 
-  async function loadCompanies() {
+  // The day D (a day number) from which the companies' counts suggest about `wanted` events,
+  // taking each company's events as spread evenly from its first to its last.
+  function estimateFrom(companies, wanted, first, last) {
+    const spans = companies
+      .filter((c) => c.events && c.first && c.last)
+      .map((c) => [dayNumber(c.first.lo), dayNumber(c.last.hi), c.events]);
+    const expected = (day) =>
+      spans.reduce((sum, [lo, hi, count]) => {
+        if (day <= lo) return sum + count;
+        if (day >= hi) return sum;
+        return sum + (count * (hi - day)) / (hi - lo);
+      }, 0);
+    const target = wanted + expected(last);
+    let [low, high] = [first, last];
+    while (high - low > 1) {
+      const mid = Math.floor((low + high) / 2);
+      if (expected(mid) >= target) low = mid;
+      else high = mid;
+    }
+    return low;
+  }
+
+  // The chronology known at one position S. When the log has more than MAX_EVENTS events, the
+  // newest MAX_EVENTS: /v1/chronology pages oldest first, so the page reads from a day D chosen
+  // from the companies' counts and dates, and moves D earlier until at least MAX_EVENTS events
+  // begin on or after it (or later, when it finds far more than needed).
+  async function loadChronology() {
     const found = await api("/v1/companies");
+    const known = found.known_at.position;
+    const total = found.companies.reduce((sum, c) => sum + (c.events || 0), 0);
+    const pinned = { known_at: String(known) };
+    const take = (into, events) => {
+      for (const event of events) if (!into.has(event.id)) into.set(event.id, event);
+    };
+    let events = new Map();
+    if (total <= MAX_EVENTS) {
+      for await (const page of pages(pinned)) take(events, page);
+    } else {
+      const dated = found.companies.filter((c) => c.events && c.first && c.last);
+      const first = Math.min(...dated.map((c) => dayNumber(c.first.lo)));
+      const last = Math.max(...dated.map((c) => dayNumber(c.last.hi)));
+      const beginsFrom = (day) => {
+        let count = 0;
+        for (const event of events.values()) if (dayNumber(event.occurred.lo) >= day) count++;
+        return count;
+      };
+      let from = estimateFrom(dated, MAX_EVENTS * 1.1, first, last);
+      // Forward from D to the newest; far too many means D is too early: try a later one.
+      for (let attempt = 0; ; attempt++) {
+        events = new Map();
+        let tooMany = false;
+        for await (const page of pages({ ...pinned, from: isoDay(from) })) {
+          take(events, page);
+          if (events.size > MAX_EVENTS * 3 && attempt < 6 && last - from > 62) {
+            tooMany = true;
+            break;
+          }
+        }
+        if (!tooMany) break;
+        from = Math.floor((from + last) / 2);
+      }
+      // Too few: read the days before D as well, until enough events begin on or after it.
+      for (let count = beginsFrom(from); count < MAX_EVENTS && from > first; ) {
+        const wanted = (MAX_EVENTS - count) * 1.25 + 100;
+        const estimate = estimateFrom(dated, wanted, first, from);
+        const earlier = Math.max(first, Math.min(estimate, from - 31));
+        for await (const page of pages({ ...pinned, from: isoDay(earlier), to: isoDay(from - 1) }))
+          take(events, page);
+        from = earlier;
+        count = beginsFrom(from);
+      }
+    }
+    const list = [...events.values()].sort(compare);
+    const truncated = total > MAX_EVENTS || list.length > MAX_EVENTS;
+    const kept = list.slice(Math.max(0, list.length - MAX_EVENTS));
+    return { list: kept, known, total: Math.max(total, list.length), truncated, found };
+  }
+
+  async function loadCompanies(known) {
+    const query = known ? `?known_at=${known}` : "";
+    const found = await api(`/v1/companies${query}`);
+    useCompanies(found);
+  }
+
+  function useCompanies(found) {
     state.companies = new Map(found.companies.map((c) => [c.company, c]));
+    state.total = found.companies.reduce((sum, c) => sum + (c.events || 0), 0);
   }
 
   async function loadAll() {
     clearTimeout(state.retryTimer);
+    const generation = ++state.generation;
+    if (state.source) state.source.close();
+    state.source = null;
     setStatus("connecting");
     try {
-      const [, chronology] = await Promise.all([loadCompanies(), loadChronology()]);
-      state.events = chronology.events;
+      const chronology = await loadChronology();
+      if (generation !== state.generation) return;
+      useCompanies(chronology.found);
+      state.total = chronology.total;
+      state.list = chronology.list;
+      state.events = new Map(chronology.list.map((e) => [e.id, e]));
+      state.seen = new Set(chronology.list.map((e) => e.company));
       state.known = chronology.known;
       state.truncated = chronology.truncated;
       state.lastId = null;
+      state.anchor = null;
+      state.limit = RENDER_STEP;
+      lanes.drawn.clear();
       hideError();
       if (!state.selected && state.companies.size) {
         state.selected = [...state.companies.values()].sort(
@@ -870,11 +1149,37 @@
       render();
       loadCompany();
       connect(chronology.known);
+      anchorAt(chronology.known, generation);
     } catch (problem) {
+      if (generation !== state.generation) return;
       showError(problem);
       setStatus("offline");
       if (problem.status !== 401 && problem.status !== 403) retryLater(loadAll);
     }
+  }
+
+  // The hash of the event at a position: what a reconnect checks the log against.
+  async function hashAt(position) {
+    const found = await api(`/v1/events?after=${position - 1}&limit=1`);
+    const event = found.events[0];
+    return event && event.position === position ? event.hash : null;
+  }
+
+  async function anchorAt(position, generation) {
+    if (position < 1) return;
+    try {
+      const hash = await hashAt(position);
+      if (generation === state.generation && !state.anchor) state.anchor = { position, hash };
+    } catch {
+      // Only a reconnect needs it; without it, a reconnect checks the log's length alone.
+    }
+  }
+
+  // Is the server's log still the one this page has read? (Another database may answer now.)
+  async function sameLog() {
+    const anchor = state.anchor;
+    if (!anchor) return true;
+    return (await hashAt(anchor.position)) === anchor.hash;
   }
 
   function retryLater(action) {
@@ -897,38 +1202,65 @@
 
   function connect(after) {
     if (state.source) state.source.close();
+    const generation = state.generation;
     const query = new URLSearchParams({ after: String(after) });
     const secret = token();
     if (secret) query.set("access_token", secret);
     const source = new EventSource(`/v1/stream?${query}`);
     state.source = source;
+    let dropped = false;
     source.onopen = () => {
       state.retryMs = 1000;
       setStatus("live");
+      if (!dropped) return;
+      dropped = false;
+      // The browser reconnected by itself with Last-Event-ID. Before anything it now sends is
+      // applied, check that the log at the last event seen is still the same; else start over.
+      enqueue(async () => {
+        if (generation !== state.generation) return;
+        let same = true;
+        try {
+          same = await sameLog();
+        } catch {
+          return; // the server went away again: the next reconnect checks again
+        }
+        if (!same && generation === state.generation) loadAll();
+      });
     };
     // On a dropped connection the browser reconnects by itself, sending Last-Event-ID; only
     // when it gives up (the server answered with an error) does the page step in.
     source.onerror = () => {
       if (source !== state.source) return;
+      dropped = true;
       if (source.readyState === EventSource.CLOSED) retryLater(resume);
       else setStatus("reconnecting");
     };
+    const listener = (message) => enqueue(() => receive(message, generation));
     for (const type of [...Object.keys(TYPES), ...AMENDMENTS, "checkpoint"]) {
-      source.addEventListener(type, receive);
+      source.addEventListener(type, listener);
     }
   }
 
   async function resume() {
     const from = state.lastId ?? state.known;
+    const generation = state.generation;
     try {
       const health = await api("/healthz");
-      if (health.head < from) return loadAll(); // another log: start over
+      if (generation !== state.generation) return;
+      if (health.head < from || !(await sameLog())) return loadAll(); // another log: start over
       await api("/v1/digest"); // surfaces a missing or refused token
-      connect(from);
+      if (generation === state.generation) connect(from);
     } catch (problem) {
       showError(problem);
       if (problem.status !== 401 && problem.status !== 403) retryLater(resume);
     }
+  }
+
+  // Messages are handled one at a time, in the order they came: an amendment waits for its
+  // target's read before the next message is looked at.
+  let queue = Promise.resolve();
+  function enqueue(task) {
+    queue = queue.then(task).catch((problem) => showError(problem));
   }
 
   let companiesStale = false;
@@ -936,15 +1268,20 @@
   let refreshTimer = null;
   function refreshSoon() {
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(async () => {
+    refreshTimer = setTimeout(() => {
       if (companiesStale) {
         companiesStale = false;
-        try {
-          await loadCompanies();
-        } catch (problem) {
-          showError(problem);
-        }
-        render();
+        const generation = state.generation;
+        // In the queue, at the position this page has reached: the counts match the list.
+        enqueue(async () => {
+          if (generation !== state.generation) return;
+          try {
+            await loadCompanies(Math.max(state.known, state.lastId || 0));
+          } catch (problem) {
+            showError(problem);
+          }
+          render(true);
+        });
       }
       if (companyStale) {
         companyStale = false;
@@ -953,10 +1290,12 @@
     }, 120);
   }
 
-  async function receive(message) {
+  async function receive(message, generation) {
+    if (generation !== state.generation) return; // from a stream the page has left
+    const started = performance.now();
     state.lastId = Number(message.lastEventId);
     if (message.type === "checkpoint") {
-      render();
+      render(true);
       return;
     }
     let event;
@@ -965,27 +1304,33 @@
     } catch {
       return;
     }
+    if (event.hash) state.anchor = { position: event.position, hash: event.hash };
     if (event.company === state.selected) companyStale = true;
     if (!state.companies.has(event.company) || event.type === "company.registered")
       companiesStale = true;
     if (AMENDMENTS.includes(event.type)) {
-      await amend(event);
+      measure("receive", started);
+      await amend(event, generation);
       companiesStale = true;
     } else if (!state.events.has(event.id)) {
-      state.events.set(event.id, event);
-      markFresh(event);
+      state.total += 1;
+      const company = state.companies.get(event.company);
+      if (company) company.events += 1;
+      if (insertEvent(event)) markFresh(event);
+      measure("receive", started);
     }
     refreshSoon();
-    render();
+    render(true);
   }
 
   // An amendment changes its target: read the target's effective form again.
-  async function amend(amendment) {
+  async function amend(amendment, generation) {
     const target = amendment.data.target;
     try {
       const detail = await api(`/v1/events/${encodeURIComponent(target)}`);
-      if (detail.effective) state.events.set(target, detail.effective);
-      else state.events.delete(target);
+      if (generation !== state.generation) return;
+      removeEvent(target);
+      if (detail.effective) insertEvent(detail.effective);
       const verb = amendment.type.split(".")[1];
       markFresh(detail.effective || detail.event, verb);
     } catch (problem) {
@@ -1034,16 +1379,19 @@
     renderLegend();
     $("#filter-company").addEventListener("change", (e) => {
       state.filters.company = e.target.value;
+      state.limit = RENDER_STEP;
       saveHash();
       render();
     });
     $("#filter-type").addEventListener("change", (e) => {
       state.filters.type = e.target.value;
+      state.limit = RENDER_STEP;
       saveHash();
       render();
     });
     $("#order").addEventListener("click", (e) => {
       state.newestFirst = !state.newestFirst;
+      state.limit = RENDER_STEP;
       e.target.textContent = state.newestFirst ? "Newest first" : "Oldest first";
       render();
     });
@@ -1078,6 +1426,10 @@
       loadAll();
     });
     $("#error-close").addEventListener("click", hideError);
+    $("#more").addEventListener("click", () => {
+      state.limit += RENDER_STEP;
+      render();
+    });
     let width = 0;
     new ResizeObserver(([entry]) => {
       if (Math.round(entry.contentRect.width) === width) return;
