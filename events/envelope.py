@@ -165,6 +165,12 @@ _fast_batch = TypeAdapter[Any](mirror(EventBatchIn))
 _DEFAULT_CONFIDENCE = _EventInBase.model_fields["confidence"].default
 
 
+def amendment_target(type: str, data: dict[str, Any]) -> str | None:
+    """The id an amendment's `data` targets; None for any other event."""
+    target = data.get("target") if type in t.AMENDMENTS else None
+    return target if isinstance(target, str) else None
+
+
 @dataclass(slots=True)
 class NewEvent:
     """A validated event ready for the store: defaults applied, canonical parts computed."""
@@ -183,8 +189,7 @@ class NewEvent:
 
     @property
     def target(self) -> str | None:
-        target = self.data.get("target") if self.type in t.AMENDMENTS else None
-        return target if isinstance(target, str) else None
+        return amendment_target(self.type, self.data)
 
     def with_data(self, data: dict[str, Any]) -> NewEvent:
         return replace(self, data=data, data_json=canonical(data))
@@ -261,6 +266,10 @@ class RecordedEvent:
     def data(self) -> dict[str, Any]:
         value: dict[str, Any] = orjson.loads(self.data_json)
         return value
+
+    @property
+    def target(self) -> str | None:
+        return amendment_target(self.type, self.data) if self.type in t.AMENDMENTS else None
 
     @property
     def occurred(self) -> dict[str, Any]:

@@ -124,13 +124,6 @@ def is_timestamp(text: str) -> bool:
     return True
 
 
-def _target(event: NewEvent | RecordedEvent) -> str | None:
-    if isinstance(event, NewEvent):
-        return event.target
-    target = event.data.get("target") if event.type in AMENDMENTS else None
-    return target if isinstance(target, str) else None
-
-
 class EventStore(ABC):
     """The log's storage. Positions are gapless and commit-ordered; versions count a company's
     entries; entries are never updated or deleted. A backend joins the contract suite in
@@ -248,7 +241,7 @@ class GroupPlan:
             for event in batch:
                 ids.add(event.id)
                 companies.add(event.company)
-                target = _target(event)
+                target = event.target
                 if target is not None:
                     ids.add(target)
         return ids, companies

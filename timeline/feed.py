@@ -37,6 +37,11 @@ def checkpoint(position: int) -> bytes:
     return f'id: {position}\nevent: checkpoint\ndata: {{"position":{position}}}\n\n'.encode()
 
 
+def frame(data: bytes) -> bytes:
+    """`data` as one HTTP/1.1 chunk, framed as aiohttp frames a write to a chunked response."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 class Commit(list[tuple[RecordedEvent, bytes]]):
     """A commit as the hub hands it out: each event with its SSE message, rendered once for
     all, and the whole commit as one HTTP chunk, framed once for every stream that takes all
@@ -48,8 +53,7 @@ class Commit(list[tuple[RecordedEvent, bytes]]):
         try:
             return self._chunk
         except AttributeError:
-            data = b"".join([rendered for _, rendered in self])
-            self._chunk: bytes = b"%x\r\n%b\r\n" % (len(data), data)
+            self._chunk: bytes = frame(b"".join([rendered for _, rendered in self]))
             return self._chunk
 
 
@@ -311,8 +315,7 @@ class Stream:
                 parts.append(checkpoint(moved))
             if not parts:
                 return True
-            data = b"".join(parts)
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            transport.write(frame(b"".join(parts)))
         self.direct_at = time.monotonic()
         return True
 
