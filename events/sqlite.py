@@ -77,6 +77,8 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
 BACKSTOP_CHECKPOINT_PAGES = 100_000
+# Companies whose version the writer remembers between transactions (see _plan).
+MAX_CACHED_VERSIONS = 100_000
 log = logging.getLogger(__name__)
 
 
@@ -226,6 +228,12 @@ class SQLiteEventStore(EventStore):
         self._reader = reader
         self._projections = list(projections)
         self._checkpointer = checkpointer
+        # The companies' versions as of the head `_versions_at`, kept by the writer thread
+        # from one transaction to the next, so a group asks the database only for companies
+        # it has not seen. Trusted only while the head is still that one: a write by anything
+        # else (another process, a failed transaction) moves or keeps the head elsewhere.
+        self._versions_at: Head | None = None
+        self._known_versions: dict[str, int] = {}
         if checkpointer is not None:
             checkpointer.start()
 
@@ -272,6 +280,7 @@ class SQLiteEventStore(EventStore):
             result = work(_Tx(db))
             db.execute("COMMIT")
         except BaseException:
+            self._versions_at = None
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
@@ -289,15 +298,29 @@ class SQLiteEventStore(EventStore):
     async def append_many(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> list[Appended | TimelineError]:
+        return await self.submit(batches)
+
+    def submit(
+        self, batches: Sequence[Sequence[NewEvent]]
+    ) -> asyncio.Future[list[Appended | TimelineError]]:
         ids, companies = GroupPlan.lookups(batches)
 
         def work(tx: Transaction) -> list[Appended | TimelineError]:
             plan = self._plan(tx, ids, companies)
             results = [plan.add(batch) for batch in batches]
             self._write(tx, plan.rows)
+            self._remember(plan)
             return results
 
-        return await self.run(work)
+        return asyncio.get_running_loop().run_in_executor(
+            self._thread, self._translated_transaction, work
+        )
+
+    def _translated_transaction(self, work: Callable[[_Tx], T]) -> T:
+        try:
+            return self._in_transaction(work)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc
 
     async def restore(self, entries: Sequence[RecordedEvent]) -> int:
         if not entries:
@@ -313,17 +336,33 @@ class SQLiteEventStore(EventStore):
             stored = tx.events(first - 1, already) if already > 0 else []
             created = plan.restore(entries, validated, stored)
             self._write(tx, created)
+            self._remember(plan)
             return len(created)
 
         return await self.run(work)
 
     def _plan(self, tx: Transaction, ids: Iterable[str], companies: Iterable[str]) -> GroupPlan:
+        head = self._head(tx)
+        if self._versions_at != head or len(self._known_versions) > MAX_CACHED_VERSIONS:
+            self._known_versions = {}
+        cached = self._known_versions
+        versions = {company: cached[company] for company in companies if company in cached}
+        unseen = [company for company in companies if company not in cached]
+        if unseen:
+            found = self._versions(tx, unseen)
+            versions.update((company, found.get(company, 0)) for company in unseen)
         return GroupPlan(
-            head=self._head(tx),
+            head=head,
             known=self._lookup(tx, ids),
-            versions=self._versions(tx, companies),
+            versions=versions,
             now=timestamp(),
         )
+
+    def _remember(self, plan: GroupPlan) -> None:
+        """Keep the versions a transaction planned with, valid once it commits (a failure
+        forgets them: see _in_transaction)."""
+        self._known_versions.update(plan.versions)
+        self._versions_at = plan.head
 
     def _write(self, tx: Transaction, rows: Sequence[RecordedEvent]) -> None:
         """Insert new log entries and fold them into every projection, in the caller's

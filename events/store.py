@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +17,7 @@ from events.envelope import (
     NewEvent,
     RecordedEvent,
     chain,
+    chain_many,
     content,
     correct_against,
     parse_json,
@@ -136,6 +138,14 @@ class EventStore(ABC):
         """Append several batches in one transaction, each all-or-nothing on its own: a batch
         that fails gets its error in the result list and stores nothing."""
 
+    def submit(
+        self, batches: Sequence[Sequence[NewEvent]]
+    ) -> asyncio.Future[list[Appended | TimelineError]]:
+        """`append_many`, started now: the returned future holds its result. A backend whose
+        writes run on a thread of their own hands the transaction to it before returning, so
+        the caller's event loop goes on with other work meanwhile (events.writer does)."""
+        return asyncio.ensure_future(self.append_many(batches))
+
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
         """Append one batch atomically, raising its error."""
         (result,) = await self.append_many([batch])
@@ -239,7 +249,8 @@ class GroupPlan:
         companies: set[str] = set()
         for batch in batches:
             for event in batch:
-                ids.add(event.id)
+                if not (isinstance(event, NewEvent) and event.fresh):
+                    ids.add(event.id)
                 companies.add(event.company)
                 target = event.target
                 if target is not None:
@@ -330,18 +341,17 @@ class GroupPlan:
     def _assign(self, batch: Sequence[NewEvent]) -> list[RecordedEvent]:
         head = self.head
         recorded = max(self.now, head.recorded or "")
-        position, previous = head.position, head.hash
+        position = head.position
+        versions, known = self.versions, self.known
         created: list[RecordedEvent] = []
         for event in batch:
             position += 1
-            version = self.versions.get(event.company, 0) + 1
+            version = versions.get(event.company, 0) + 1
             entry = event.recorded_as(position, version, recorded)
-            previous = chain(previous, entry.hashed_json())
-            entry.hash = previous
-            self.versions[event.company] = version
-            self.known[event.id] = entry
+            versions[event.company] = version
+            known[event.id] = entry
             created.append(entry)
-        self.head = Head(position, previous, recorded)
+        self.head = Head(position, chain_many(head.hash, created), recorded)
         self.rows.extend(created)
         return created
 

@@ -1,10 +1,11 @@
-"""Group commit: one writer task commits whatever appends are queued as one transaction,
-then answers each caller. An append is acknowledged only after its commit."""
+"""Group commit: one writer commits whatever appends are queued as one transaction, then
+answers each caller. An append is acknowledged only after its commit."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,14 @@ class _Pending:
 
 class GroupWriter:
     """The single writer in front of a store. `listeners` are called with each commit's new
-    events, in position order, right after the commit and before any caller is answered."""
+    events, in position order, right after the commit and before any caller is answered.
+
+    At most one commit is in flight. An append that finds the writer idle is dispatched at
+    once, from its own call (the store starts the transaction before returning); appends that
+    arrive meanwhile queue, and the moment a commit ends, everything queued (up to
+    `max_group_events`) goes out as the next one, before the finished group is answered. So
+    the store works on one group while the event loop reads and validates the next: a
+    closed-loop client does not wait for a commit and then for its own validation in turn."""
 
     def __init__(
         self,
@@ -41,8 +49,10 @@ class GroupWriter:
         self._pending_events = 0
         self.appended = 0
         self.groups = 0
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._queue: deque[_Pending] = deque()
+        self._inflight: asyncio.Future[list[Appended | TimelineError]] | None = None
+        self._idle: asyncio.Event | None = None
+        self._started = False
         self._closing = False
 
     @property
@@ -50,18 +60,19 @@ class GroupWriter:
         return self._pending_events
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="timeline-group-writer")
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._started = True
 
     async def stop(self) -> None:
         """Commit what is queued, then stop. Appends arriving after this are refused."""
         self._closing = True
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            await self._task
-            self._task = None
+        if self._idle is not None:
+            await self._idle.wait()
+        self._started = False
 
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
-        if self._closing or self._task is None:
+        if self._closing or not self._started:
             raise Unavailable(
                 "the server is shutting down; retry on another instance", retry_after=1
             )
@@ -69,39 +80,60 @@ class GroupWriter:
             raise Unavailable("the writer is saturated; retry shortly", retry_after=1)
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._pending_events += len(batch)
-        self._queue.put_nowait(_Pending(batch, future))
+        self._queue.append(_Pending(batch, future))
+        if self._inflight is None:
+            self._dispatch()
         return await future
 
-    async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            group, size = [first], len(first.batch)
-            while size < self._max_group and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-                size += len(item.batch)
-            await self._commit(group)
-            self._pending_events -= size
-        while not self._queue.empty():  # refused stragglers, never left hanging
-            item = self._queue.get_nowait()
-            if item is not None and not item.future.done():
-                item.future.set_exception(Unavailable("the server is shutting down", retry_after=1))
-
-    async def _commit(self, group: list[_Pending]) -> None:
+    def _dispatch(self) -> None:
+        """Send everything queued (up to the group limit) to the store as one transaction."""
+        group: list[_Pending] = []
+        size = 0
+        while self._queue and (not group or size + len(self._queue[0].batch) <= self._max_group):
+            item = self._queue.popleft()
+            if item.future.done():  # its caller is gone (cancelled): nothing to store
+                self._pending_events -= len(item.batch)
+                continue
+            group.append(item)
+            size += len(item.batch)
+        if not group:
+            self._settled()
+            return
+        assert self._idle is not None
+        self._idle.clear()
         try:
-            results = await self.store.append_many([item.batch for item in group])
-        except TimelineError as error:
-            self._fail(group, error)
+            inflight = self.store.submit([item.batch for item in group])
+        except Exception as exc:  # the store could not even start: this group fails alone
+            self._pending_events -= size
+            self._fail(group, self._error(exc))
+            self._dispatch()
             return
-        except Exception as exc:
-            self._fail(group, StoreError(f"the append failed ({type(exc).__name__})"))
+        self._inflight = inflight
+        inflight.add_done_callback(lambda done: self._committed(group, size, done))
+
+    def _committed(
+        self,
+        group: list[_Pending],
+        size: int,
+        done: asyncio.Future[list[Appended | TimelineError]],
+    ) -> None:
+        self._inflight = None
+        self._pending_events -= size
+        self._dispatch()  # the next group starts before this one is answered
+        if done.cancelled():
+            self._fail(group, StoreError("the append was interrupted"))
             return
+        exc = done.exception()
+        if exc is not None:
+            self._fail(group, self._error(exc))
+            return
+        self._answer(group, done.result())
+
+    def _settled(self) -> None:
+        if self._idle is not None and self._inflight is None and not self._queue:
+            self._idle.set()
+
+    def _answer(self, group: list[_Pending], results: list[Appended | TimelineError]) -> None:
         created = [
             event
             for result in results
@@ -123,6 +155,12 @@ class GroupWriter:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
+
+    @staticmethod
+    def _error(exc: BaseException) -> TimelineError:
+        if isinstance(exc, TimelineError):
+            return exc
+        return StoreError(f"the append failed ({type(exc).__name__})")
 
     @staticmethod
     def _fail(group: list[_Pending], error: TimelineError) -> None:

@@ -73,6 +73,14 @@ _FACT_FIELDS = FACT_COLUMNS.split(", ")
 _SUMMARY_FIELDS = SUMMARY_COLUMNS.split(", ")
 _COMPANIES = "SELECT DISTINCT company FROM events"
 _CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
+_AMENDMENTS = sorted(AMENDMENTS)
+# An event's first version: the log entry's own lo, hi and confidence, occurred and data NULL.
+_FIRST_VERSIONS = (
+    f"INSERT INTO facts ({FACT_COLUMNS}) "
+    "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL "
+    "FROM events WHERE position BETWEEN ? AND ? "
+    f"AND type NOT IN ({', '.join('?' * len(_AMENDMENTS))})"
+)
 
 
 @dataclass(slots=True)
@@ -108,22 +116,6 @@ class FactRow:
             self.sys_to,
         )
 
-    @classmethod
-    def of(cls, event: RecordedEvent) -> FactRow:
-        return cls(
-            event.id,
-            event.company,
-            event.type,
-            event.position,
-            event.lo,
-            event.hi,
-            event.occurred_json,
-            event.data_json,
-            event.confidence,
-            0,
-            event.position,
-        )
-
     def amended_by(self, amendment: RecordedEvent) -> FactRow:
         """The next version, opened by an amendment at its position."""
         change = amendment.data
@@ -157,14 +149,22 @@ class Summary:
 
     def add(self, row: FactRow) -> None:
         """A fact enters the live set."""
-        key = (row.lo, row.hi, row.position, row.occurred)
+        self.add_fact(row.lo, row.hi, row.position, row.occurred, row.type, row.data)
+
+    def add_fact(
+        self, lo: str, hi: str, position: int, occurred: str, type: str, data: str
+    ) -> None:
+        """A fact enters the live set, given by its fields."""
         self.events += 1
-        if self.first is None or key[:3] < self.first[:3]:
-            self.first = key
-        if self.last is None or key[:3] > self.last[:3]:
-            self.last = key
-        if row.type == "company.registered" and (self.name_key is None or key[:3] > self.name_key):
-            self.name, self.name_key = orjson.loads(row.data)["name"], key[:3]
+        first, last = self.first, self.last
+        if first is None or (lo, hi, position) < first[:3]:
+            self.first = (lo, hi, position, occurred)
+        if last is None or (lo, hi, position) > last[:3]:
+            self.last = (lo, hi, position, occurred)
+        if type == "company.registered" and (
+            self.name_key is None or (lo, hi, position) > self.name_key
+        ):
+            self.name, self.name_key = orjson.loads(data)["name"], (lo, hi, position)
 
     def remove(self, row: FactRow) -> bool:
         """A fact leaves the live set; False when it held the first, last or name, which
@@ -213,26 +213,21 @@ class TemporalIndex:
         return ("DROP TABLE IF EXISTS facts", "DROP TABLE IF EXISTS companies")
 
     def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
-        rows: list[FactRow] = []
+        # The entries are in the log already (same transaction, consecutive positions): their
+        # first versions are copied by SQLite itself, with nothing built or bound in Python.
+        tx.execute(_FIRST_VERSIONS, (events[0].position, events[-1].position, *_AMENDMENTS))
+        amendments = [event for event in events if event.type in AMENDMENTS]
         transitions: list[tuple[FactRow | None, FactRow]] = []
-        current: dict[str, FactRow] = {}
-        amendments: list[RecordedEvent] = []
-        for event in events:
-            if event.type in AMENDMENTS:
-                amendments.append(event)
-                continue
-            row = FactRow.of(event)
-            rows.append(row)
-            transitions.append((None, row))
-            current[event.id] = row
-        closes: list[tuple[int, int]] = []
         if amendments:
-            stored = self._open_rows(tx, {e.data["target"] for e in amendments} - current.keys())
-            current.update(stored)
+            # Every target's open version is in the table now, those of this group included.
+            stored = self._open_rows(tx, {e.data["target"] for e in amendments})
+            current = dict(stored)
+            closes: list[tuple[int, int]] = []
+            rows: list[FactRow] = []
             for amendment in amendments:
                 target = amendment.data["target"]
                 before = current[target]
-                if stored.get(target) is before:  # a row already in the table
+                if stored.get(target) is before:  # a row in the table
                     closes.append((amendment.position, before.position))
                 else:
                     before.sys_to = amendment.position
@@ -240,10 +235,10 @@ class TemporalIndex:
                 rows.append(after)
                 transitions.append((before, after))
                 current[target] = after
-        if closes:
             tx.executemany(_CLOSE_FACT, closes)
-        tx.insert("facts", _FACT_FIELDS, [row.values() for row in rows])
-        self._summarize(tx, {event.company for event in events}, transitions)
+            # A version opened and closed within this group is inserted closed.
+            tx.insert("facts", _FACT_FIELDS, [row.values() for row in rows])
+        self._summarize(tx, events, transitions)
 
     def rebuild(self, tx: Transaction, progress: Progress | None = None) -> None:
         """Refill from the log in bulk: every event's first version in one INSERT ... SELECT,
@@ -308,31 +303,40 @@ class TemporalIndex:
     def _summarize(
         self,
         tx: Transaction,
-        touched: set[str],
+        events: Sequence[RecordedEvent],
         transitions: Sequence[tuple[FactRow | None, FactRow]],
     ) -> None:
-        wanted = sorted(touched)
+        """Fold the group's new facts, then its amendments' transitions, into the summaries."""
+        touched = sorted({event.company for event in events})
         stored = tx.fetch(
-            f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(wanted)})",
-            wanted,
+            f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(touched)})",
+            touched,
         )
         summaries = {row[0]: Summary.from_row(row) for row in stored}
+        for company in touched:
+            if company not in summaries:
+                summaries[company] = Summary(company)
+        for event in events:
+            if event.type not in AMENDMENTS:
+                summaries[event.company].add_fact(
+                    event.lo,
+                    event.hi,
+                    event.position,
+                    event.occurred_json,
+                    event.type,
+                    event.data_json,
+                )
         recount: set[str] = set()
         for before, after in transitions:
-            summary = summaries.setdefault(after.company, Summary(after.company))
-            if after.company in recount:
-                continue
-            if not summary.change(before, after):
+            if after.company not in recount and not summaries[after.company].change(before, after):
                 recount.add(after.company)
-        for company in touched:
-            summaries.setdefault(company, Summary(company))
         for company in recount:
             summaries[company] = Summary(company)
         self._recount(tx, sorted(recount), summaries)
         tx.insert(
             "companies",
             _SUMMARY_FIELDS,
-            [summaries[company].values() for company in sorted(touched)],
+            [summaries[company].values() for company in touched],
             upsert_on="company",
         )
 

@@ -296,7 +296,7 @@ class Importer:
         unique: dict[str, NewEvent] = {}
         for event, (_, body) in zip(events, pending, strict=True):
             if "id" not in body:
-                event.id = stable_id(event)
+                event.id, event.fresh = stable_id(event), False  # may be stored already
             # Two id-less lines with one content are one event: the later one is present.
             unique.setdefault(event.id, event)
         try:

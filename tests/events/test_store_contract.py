@@ -362,9 +362,14 @@ async def test_a_failed_commit_leaves_nothing_behind(store: EventStore, backend:
         await store.append([new(company="baidu"), new(company="meituan")])
     writer = GroupWriter(store)
     writer.start()
-    innocent, poisoned = new(company="baidu"), new(company="meituan")
+    # The first append goes out alone (the writer was idle); the two behind it queue meanwhile
+    # and go out together, as one group.
+    leader, innocent, poisoned = (new(company=c) for c in ("meituan", "baidu", "meituan"))
     outcomes = await asyncio.gather(
-        writer.append([innocent]), writer.append([poisoned]), return_exceptions=True
+        writer.append([leader]),
+        writer.append([innocent]),
+        writer.append([poisoned]),
+        return_exceptions=True,
     )
     await writer.stop()
     # A database failure fails the whole group: nobody is told "stored" for a rolled-back write.
