@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import operator
@@ -151,7 +152,8 @@ class _Tx:
 
 
 def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projection]) -> Any:
-    db = sqlite3.connect(path, isolation_level=None)
+    # Multi-row INSERTs have one statement per row count: keep them all prepared.
+    db = sqlite3.connect(path, isolation_level=None, cached_statements=1024)
     db.execute("PRAGMA busy_timeout = 10000")
     db.executescript(TUNING)
     db.execute("PRAGMA journal_mode = WAL")
@@ -298,11 +300,11 @@ class SQLiteEventStore(EventStore):
     async def append_many(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> list[Appended | TimelineError]:
-        return await self.submit(batches)
+        return await asyncio.wrap_future(self.start(batches))
 
-    def submit(
+    def start(
         self, batches: Sequence[Sequence[NewEvent]]
-    ) -> asyncio.Future[list[Appended | TimelineError]]:
+    ) -> concurrent.futures.Future[list[Appended | TimelineError]]:
         ids, companies = GroupPlan.lookups(batches)
 
         def work(tx: Transaction) -> list[Appended | TimelineError]:
@@ -312,9 +314,7 @@ class SQLiteEventStore(EventStore):
             self._remember(plan)
             return results
 
-        return asyncio.get_running_loop().run_in_executor(
-            self._thread, self._translated_transaction, work
-        )
+        return self._thread.submit(self._translated_transaction, work)
 
     def _translated_transaction(self, work: Callable[[_Tx], T]) -> T:
         try:

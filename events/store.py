@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -138,13 +138,16 @@ class EventStore(ABC):
         """Append several batches in one transaction, each all-or-nothing on its own: a batch
         that fails gets its error in the result list and stores nothing."""
 
-    def submit(
+    @abstractmethod
+    def start(
         self, batches: Sequence[Sequence[NewEvent]]
-    ) -> asyncio.Future[list[Appended | TimelineError]]:
-        """`append_many`, started now: the returned future holds its result. A backend whose
-        writes run on a thread of their own hands the transaction to it before returning, so
-        the caller's event loop goes on with other work meanwhile (events.writer does)."""
-        return asyncio.ensure_future(self.append_many(batches))
+    ) -> concurrent.futures.Future[list[Appended | TimelineError]]:
+        """`append_many`, started now, callable from any thread; the returned future holds
+        its result. A backend whose writes run on a thread of its own queues the transaction
+        there without waiting, and the future's done callbacks run on that thread as soon as
+        it commits: events.writer starts the next group from there, with no trip through the
+        event loop. (A backend on the event loop hands `append_many` to it with
+        `asyncio.run_coroutine_threadsafe`.)"""
 
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
         """Append one batch atomically, raising its error."""

@@ -4,7 +4,9 @@ answers each caller. An append is acknowledged only after its commit."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from events.store import Appended, EventStore
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Sequence[RecordedEvent]], None]
+Results = list[Appended | TimelineError]
 
 
 @dataclass(slots=True)
@@ -28,12 +31,12 @@ class GroupWriter:
     """The single writer in front of a store. `listeners` are called with each commit's new
     events, in position order, right after the commit and before any caller is answered.
 
-    At most one commit is in flight. An append that finds the writer idle is dispatched at
-    once, from its own call (the store starts the transaction before returning); appends that
-    arrive meanwhile queue, and the moment a commit ends, everything queued (up to
-    `max_group_events`) goes out as the next one, before the finished group is answered. So
-    the store works on one group while the event loop reads and validates the next: a
-    closed-loop client does not wait for a commit and then for its own validation in turn."""
+    At most one group is in flight. An append that finds the writer idle goes out at once,
+    alone; appends arriving meanwhile queue. When a group commits, the store's writer thread
+    takes everything queued (up to `max_group_events`) as the next group straight away, and
+    only then is the finished group answered on the event loop. So the store works on one
+    group while the loop reads and validates the next, and no group waits for the loop to get
+    round to starting it."""
 
     def __init__(
         self,
@@ -46,13 +49,15 @@ class GroupWriter:
         self.listeners: list[Listener] = []
         self._max_group = max_group_events
         self._max_pending = max_pending_events
-        self._pending_events = 0
+        self._pending_events = 0  # touched on the event loop only
         self.appended = 0
         self.groups = 0
+        # Shared with the store's thread: the queue and whether a group is out, under the lock.
+        self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
-        self._inflight: asyncio.Future[list[Appended | TimelineError]] | None = None
+        self._busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.Event | None = None
-        self._started = False
         self._closing = False
 
     @property
@@ -60,83 +65,86 @@ class GroupWriter:
         return self._pending_events
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._started = True
 
     async def stop(self) -> None:
         """Commit what is queued, then stop. Appends arriving after this are refused."""
         self._closing = True
         if self._idle is not None:
             await self._idle.wait()
-        self._started = False
+        self._loop = None
 
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
-        if self._closing or not self._started:
+        if self._closing or self._loop is None:
             raise Unavailable(
                 "the server is shutting down; retry on another instance", retry_after=1
             )
         if self._pending_events + len(batch) > self._max_pending:
             raise Unavailable("the writer is saturated; retry shortly", retry_after=1)
-        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Appended] = self._loop.create_future()
         self._pending_events += len(batch)
-        self._queue.append(_Pending(batch, future))
-        if self._inflight is None:
+        assert self._idle is not None
+        self._idle.clear()
+        with self._lock:
+            self._queue.append(_Pending(batch, future))
+            idle, self._busy = not self._busy, True
+        if idle:
             self._dispatch()
         return await future
 
     def _dispatch(self) -> None:
-        """Send everything queued (up to the group limit) to the store as one transaction."""
-        group: list[_Pending] = []
-        size = 0
-        while self._queue and (not group or size + len(self._queue[0].batch) <= self._max_group):
-            item = self._queue.popleft()
-            if item.future.done():  # its caller is gone (cancelled): nothing to store
-                self._pending_events -= len(item.batch)
-                continue
-            group.append(item)
-            size += len(item.batch)
+        """Send what is queued to the store as one transaction (on any thread)."""
+        with self._lock:
+            group: list[_Pending] = []
+            size = 0
+            queue = self._queue
+            while queue and (not group or size + len(queue[0].batch) <= self._max_group):
+                item = queue.popleft()
+                group.append(item)
+                size += len(item.batch)
+            if not group:
+                self._busy = False
         if not group:
-            self._settled()
             return
-        assert self._idle is not None
-        self._idle.clear()
+        loop = self._loop
+        assert loop is not None
         try:
-            inflight = self.store.submit([item.batch for item in group])
+            started = self.store.start([item.batch for item in group])
         except Exception as exc:  # the store could not even start: this group fails alone
-            self._pending_events -= size
-            self._fail(group, self._error(exc))
+            loop.call_soon_threadsafe(self._deliver, group, size, exc)
             self._dispatch()
             return
-        self._inflight = inflight
-        inflight.add_done_callback(lambda done: self._committed(group, size, done))
+        started.add_done_callback(lambda done: self._committed(group, size, done))
 
     def _committed(
-        self,
-        group: list[_Pending],
-        size: int,
-        done: asyncio.Future[list[Appended | TimelineError]],
+        self, group: list[_Pending], size: int, done: concurrent.futures.Future[Results]
     ) -> None:
-        self._inflight = None
+        # On the store's thread, right after the commit: the next group goes first.
+        self._dispatch()
+        outcome: Results | BaseException
+        try:
+            outcome = done.result()
+        except BaseException as exc:
+            outcome = exc
+        loop = self._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(self._deliver, group, size, outcome)
+
+    def _deliver(self, group: list[_Pending], size: int, outcome: Results | BaseException) -> None:
+        """On the event loop: tell the listeners and answer each caller, in commit order."""
         self._pending_events -= size
-        self._dispatch()  # the next group starts before this one is answered
-        if done.cancelled():
-            self._fail(group, StoreError("the append was interrupted"))
-            return
-        exc = done.exception()
-        if exc is not None:
-            self._fail(group, self._error(exc))
-            return
-        self._answer(group, done.result())
-
-    def _settled(self) -> None:
-        if self._idle is not None and self._inflight is None and not self._queue:
+        with self._lock:
+            idle = not self._busy
+        if idle and self._idle is not None:
             self._idle.set()
-
-    def _answer(self, group: list[_Pending], results: list[Appended | TimelineError]) -> None:
+        if isinstance(outcome, BaseException):
+            self._fail(group, self._error(outcome))
+            return
         created = [
             event
-            for result in results
+            for result in outcome
             if isinstance(result, Appended) and result.created
             for event in result.events
         ]
@@ -148,7 +156,7 @@ class GroupWriter:
                     listener(created)
                 except Exception:
                     log.exception("a commit listener failed")
-        for item, result in zip(group, results, strict=True):
+        for item, result in zip(group, outcome, strict=True):
             if item.future.done():
                 continue
             if isinstance(result, TimelineError):

@@ -30,6 +30,8 @@ SUMMARY_COLUMNS = (
     "last_lo, last_hi, last_position, last_occurred, name, name_lo, name_hi, name_position"
 )
 Progress = Callable[[int, int], None]
+# Company summaries a TemporalIndex keeps in memory between groups, at most.
+MAX_CACHED = 100_000
 # A widened year ("2023~") spans three years: the widest range a fuzzy date can have.
 MAX_SPAN_DAYS = 3 * 366 + 1
 
@@ -203,6 +205,10 @@ def _marks(values: Sequence[object]) -> str:
 class TemporalIndex:
     """The Projection keeping `facts` (versions of effective events) and `companies`."""
 
+    def __init__(self) -> None:
+        self._summaries: dict[str, Summary] = {}
+        self._summaries_at: int | None = None  # the log position they are the summaries at
+
     def schema(self) -> Sequence[str]:
         return SCHEMA
 
@@ -244,6 +250,7 @@ class TemporalIndex:
         """Refill from the log in bulk: every event's first version in one INSERT ... SELECT,
         then the amendments' versions in log order, then the indexes, then the summaries in
         one pass. Gives the same rows as the appends built one group at a time."""
+        self._summaries_at = None
         total = tx.fetch("SELECT COUNT(*) FROM events")[0][0]
         amendments = sorted(AMENDMENTS)
         tx.execute(
@@ -307,15 +314,24 @@ class TemporalIndex:
         transitions: Sequence[tuple[FactRow | None, FactRow]],
     ) -> None:
         """Fold the group's new facts, then its amendments' transitions, into the summaries."""
+        # Summaries stay in memory from one group to the next while this projection wrote the
+        # group just before: a failed transaction, a rebuild or another process's appends
+        # leave the log at another position, and the table is read again.
+        if self._summaries_at != events[0].position - 1 or len(self._summaries) > MAX_CACHED:
+            self._summaries = {}
+        self._summaries_at = None  # until this group's summaries are complete
+        summaries = self._summaries
         touched = sorted({event.company for event in events})
-        stored = tx.fetch(
-            f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(touched)})",
-            touched,
-        )
-        summaries = {row[0]: Summary.from_row(row) for row in stored}
-        for company in touched:
-            if company not in summaries:
-                summaries[company] = Summary(company)
+        missing = [company for company in touched if company not in summaries]
+        if missing:
+            stored = tx.fetch(
+                f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(missing)})",
+                missing,
+            )
+            summaries.update((row[0], Summary.from_row(row)) for row in stored)
+            for company in missing:
+                if company not in summaries:
+                    summaries[company] = Summary(company)
         for event in events:
             if event.type not in AMENDMENTS:
                 summaries[event.company].add_fact(
@@ -339,6 +355,7 @@ class TemporalIndex:
             [summaries[company].values() for company in touched],
             upsert_on="company",
         )
+        self._summaries_at = events[-1].position
 
     @staticmethod
     def _recount(tx: Transaction, companies: list[str], into: dict[str, Summary]) -> None:

@@ -18,7 +18,7 @@ from events.envelope import (
     NewEvent,
     RecordedEvent,
     parse_json,
-    validate_body,
+    validate_json_body,
     validation_errors,
 )
 from events.errors import BadRequest, NotFound, TooLarge, ValidationFailed
@@ -104,15 +104,7 @@ async def read_events(request: web.Request) -> list[NewEvent]:
     await authorize(request, "append")
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise TooLarge("the request body is larger than 1 MiB", limit=MAX_BODY_BYTES)
-    raw = await request.read()
-    try:
-        body = parse_json(raw)
-    except ValueError as exc:
-        raise ValidationFailed(
-            "the request body is not valid JSON",
-            errors=[{"loc": ["body"], "msg": f"invalid JSON: {exc}"}],
-        ) from None
-    return validate_body(body)
+    return validate_json_body(await request.read())
 
 
 def created_response(result: Appended) -> web.Response:

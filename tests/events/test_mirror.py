@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from events import types as t
-from events.envelope import EventIn, validate_body
+from events.envelope import EventIn, NewEvent, parse_json, validate_body, validate_json_body
 from events.errors import ValidationFailed
 from events.mirror import NoMirror, mirror, mirror_type
 
@@ -128,3 +128,84 @@ def test_models_with_validators_have_no_mirror() -> None:
         model_config = {"populate_by_name": True}
 
     assert mirror(Aliased) is mirror(Aliased)  # derived once
+
+
+def _outcome(validate: Any, argument: Any) -> Any:
+    """What a validation gives, ids made for id-less events left out (they are random)."""
+    try:
+        events: list[NewEvent] = validate(argument)
+    except ValidationFailed as error:
+        return ("refused", error.detail, error.errors)
+    return [
+        (
+            None if event.fresh else event.id,
+            event.type,
+            event.company,
+            event.occurred_json,
+            event.data_json,
+            event.source_json,
+            event.confidence,
+            event.expected_version,
+            event.loc,
+        )
+        for event in events
+    ]
+
+
+TEXT_VARIANTS = st.sampled_from(["compact", "spaced", "duplicate key", "batch"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(mutated(), TEXT_VARIANTS)
+def test_validating_the_json_text_agrees_with_validating_the_parsed_body(
+    event: Any, variant: str
+) -> None:
+    body: Any = {"events": [event, event]} if variant == "batch" else event
+    text = json.dumps(body, separators=(",", ":") if variant == "compact" else None)
+    if variant == "duplicate key" and isinstance(event, dict) and event:
+        first = next(iter(event))
+        text = "{" + json.dumps(first) + ': "not it",' + text[1:]  # the later one counts
+    raw = text.encode()
+    assert _outcome(validate_json_body, raw) == _outcome(
+        lambda r: validate_body(parse_json(r)), raw
+    )
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES, st.booleans())
+def test_parse_json_reads_what_the_json_module_reads(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    parsed = parse_json(text.encode())
+    expected = json.loads(text)
+    assert parsed == expected
+    assert json.dumps(parsed) == json.dumps(expected)  # int stays int, float stays float
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"\\ud800"', "\ud800"),  # a lone surrogate: the json module reads it
+        ("123456789012345678901234567890", 123456789012345678901234567890),
+        ("\ufeff{}", {}),  # a byte order mark
+        ("[" * 300 + "]" * 300, json.loads("[" * 300 + "]" * 300)),  # deeper than pydantic-core reads
+    ],
+)
+def test_parse_json_falls_back_to_the_json_module(text: str, expected: Any) -> None:
+    assert parse_json(text.encode()) == expected
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", "[-Infinity]", '{"a":1}x', "", "[1,]"])
+def test_parse_json_refuses_what_is_not_json(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_json(text.encode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from events.errors import (
 from events.sqlite import SQLiteEventStore
 from events.store import EventStore
 from events.writer import GroupWriter
-from projections.rebuild import projections
+from projections.rebuild import projections, rebuild
 from tests.factories import batch, event_in, history, new
 
 
@@ -379,6 +380,64 @@ async def test_a_failed_commit_leaves_nothing_behind(store: EventStore, backend:
     assert await store.query("SELECT COUNT(*) FROM facts") == [(1,)]  # nor any projection row
     after = await store.append([new(company="baidu")])
     assert after.events[0].position == 2
+
+
+async def test_what_a_store_remembers_between_groups_follows_other_writers(
+    backend: Backend,
+) -> None:
+    # A store may keep versions and company summaries from its last group; two stores on one
+    # database stand for two processes, whose writes (and failures) must not be missed.
+    a, b = await backend.open(), await backend.open()
+    await a.append([new(company="baidu"), new(company="alibaba")])
+    await a.append([new(company="baidu", occurred="2022")])
+    registered = new(company="baidu", type="company.registered", data={"name": "Baidu"})
+    await b.append([registered, new(company="alibaba", occurred="2019")])
+    third = await a.append([new(company="baidu", expected_version=3)])
+    assert (third.events[0].position, third.events[0].version) == (6, 4)
+    with pytest.raises(VersionConflict) as caught:
+        await b.append([new(company="baidu", expected_version=3)])
+    assert caught.value.extra["current_version"] == 4
+    backend.raw_sql(
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.company = 'meituan' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+    )
+    with pytest.raises(StoreError):  # planned and folded, then rolled back
+        await a.append([new(company="baidu"), new(company="meituan")])
+    after = await a.append([new(company="baidu", expected_version=4)])
+    assert (after.events[0].position, after.events[0].version) == (7, 5)
+    await b.append(
+        [
+            new(
+                company="alibaba",
+                type="event.retracted",
+                data={
+                    "target": (await b.read(companies=["alibaba"], limit=1))[0].id,
+                    "reason": "wrong",
+                },
+            )
+        ]
+    )
+    await a.append([new(company="alibaba")])
+    # The summaries kept group by group are those a rebuild computes from the whole log.
+    kept = await _projections(a)
+    await rebuild(a, projections())
+    assert await _projections(a) == kept
+    summaries = await a.query("SELECT company, events, name FROM companies ORDER BY company")
+    assert summaries == [("alibaba", 2, None), ("baidu", 5, "Baidu")]
+    for opened in (a, b):
+        await opened.close()
+
+
+async def test_events_without_an_id_get_ids_made_for_them(store: EventStore) -> None:
+    body = event_in(company="baidu", id=None, data={"model": "ERNIE"})
+    made = batch(body, body)  # the same content twice: two events, as the client sent them
+    result = await store.append(made)
+    ids = [event.id for event in result.events]
+    assert len(set(ids)) == 2
+    assert all(uuid.UUID(event_id).version == 7 for event_id in ids)
+    assert [event.id for event in await store.read()] == ids
+    again = await store.append(batch(body))  # no id: nothing to be idempotent about
+    assert again.created and again.events[0].position == 3
 
 
 async def _projections(store: EventStore) -> list[object]:
