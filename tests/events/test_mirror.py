@@ -198,7 +198,8 @@ def test_parse_json_reads_what_the_json_module_reads(value: Any, ascii_only: boo
         ('"\\ud800"', "\ud800"),  # a lone surrogate: the json module reads it
         ("123456789012345678901234567890", 123456789012345678901234567890),
         ("\ufeff{}", {}),  # a byte order mark
-        ("[" * 300 + "]" * 300, json.loads("[" * 300 + "]" * 300)),  # deeper than pydantic-core reads
+        # deeper than pydantic-core reads
+        ("[" * 300 + "]" * 300, json.loads("[" * 300 + "]" * 300)),
     ],
 )
 def test_parse_json_falls_back_to_the_json_module(text: str, expected: Any) -> None:
