@@ -211,6 +211,8 @@ class NewEvent:
     confidence: str
     expected_version: int | None
     loc: tuple[str | int, ...]
+    lo: str  # occurred's day range, as the log stores it
+    hi: str
     # The server made the id just now (the client sent none): it cannot be stored already.
     fresh: bool = False
 
@@ -223,20 +225,21 @@ class NewEvent:
 
     def recorded_as(self, position: int, version: int, recorded: str) -> RecordedEvent:
         """This event as the log entry at `position`, chained to nothing yet (empty hash)."""
+        # Positional, in RecordedEvent's field order: this runs once per appended event.
         return RecordedEvent(
-            id=self.id,
-            type=self.type,
-            company=self.company,
-            occurred_json=self.occurred_json,
-            lo=self.occurred.lo.isoformat(),
-            hi=self.occurred.hi.isoformat(),
-            data_json=self.data_json,
-            source_json=self.source_json,
-            confidence=self.confidence,
-            position=position,
-            version=version,
-            recorded=recorded,
-            hash="",
+            self.id,
+            self.type,
+            self.company,
+            self.occurred_json,
+            self.lo,
+            self.hi,
+            self.data_json,
+            self.source_json,
+            self.confidence,
+            position,
+            version,
+            recorded,
+            "",
         )
 
 
@@ -420,16 +423,16 @@ def _checked_data(data_json: str, loc: tuple[str | int, ...]) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _occurred(text: str) -> tuple[FuzzyDate, str]:
+def _occurred(text: str) -> tuple[FuzzyDate, str, str, str]:
     occurred = FuzzyDate.parse(text)
-    return occurred, canonical(occurred.as_json())
+    return occurred, canonical(occurred.as_json()), occurred.lo.isoformat(), occurred.hi.isoformat()
 
 
 def prepare(
     event: dict[str, Any], loc: tuple[str | int, ...], made_id: str | None = None
 ) -> NewEvent:
     """Apply defaults and compute the canonical parts of one validated, dumped EventIn."""
-    occurred, occurred_json = _occurred(event["occurred"])
+    occurred, occurred_json, lo, hi = _occurred(event["occurred"])
     data = event["data"]
     encode = canonical if event["type"] in t.MAY_HOLD_FLOATS else canonical_without_floats
     source = event.get("source")
@@ -445,6 +448,8 @@ def prepare(
         confidence=event.get("confidence", _DEFAULT_CONFIDENCE),
         expected_version=event.get("expected_version"),
         loc=loc,
+        lo=lo,
+        hi=hi,
         fresh=not event.get("id"),
     )
 

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS events (
     hash       TEXT NOT NULL,
     UNIQUE (company, version)
 );
-CREATE INDEX IF NOT EXISTS events_recorded ON events (recorded);
+-- Earlier versions kept an index on `recorded`; a binary search over positions replaced it.
+DROP INDEX IF EXISTS events_recorded;
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events

@@ -24,6 +24,25 @@ EFFECTIVE_COLUMNS = (
 LIVE_AT = "f.retracted = 0 AND f.sys_from <= ? AND (f.sys_to IS NULL OR f.sys_to > ?)"
 
 
+# The last position recorded by time t. `recorded` never decreases along the log and
+# positions are gapless, so a binary search over positions finds it in about log2(head)
+# primary-key look-ups, with no index on `recorded` for every append to keep up.
+RECORDED_BY = """
+WITH RECURSIVE search(low, high) AS (
+    SELECT 0, COALESCE((SELECT MAX(position) FROM events), 0)
+    UNION ALL
+    SELECT
+        CASE WHEN (SELECT recorded FROM events WHERE position = (low + high + 1) / 2) <= ?
+             THEN (low + high + 1) / 2 ELSE low END,
+        CASE WHEN (SELECT recorded FROM events WHERE position = (low + high + 1) / 2) <= ?
+             THEN high ELSE (low + high + 1) / 2 - 1 END
+    FROM search WHERE low < high
+)
+SELECT e.position, e.recorded FROM search JOIN events e ON e.position = search.low
+WHERE search.low = search.high
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class KnownAt:
     """A point of transaction time: the log position S and when it was recorded."""
@@ -47,11 +66,8 @@ async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt
             raise PositionConflict(
                 "known_at is in the future; nothing is known there yet", head=head.position
             )
-        rows = await store.query(
-            "SELECT position, recorded FROM events WHERE recorded <= ? "
-            "ORDER BY position DESC LIMIT 1",
-            (timestamp(known_at),),
-        )
+        moment = timestamp(known_at)
+        rows = await store.query(RECORDED_BY, (moment, moment))
         return KnownAt(*rows[0]) if rows else KnownAt(0, None)
     rows = await store.query(
         "SELECT position, recorded FROM events WHERE position = ?", (known_at,)
