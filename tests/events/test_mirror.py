@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from events import types as t
-from events.envelope import EventIn, NewEvent, parse_json, validate_body, validate_json_body
+from events.envelope import (
+    EventIn,
+    NewEvent,
+    content,
+    parse_json,
+    validate_body,
+    validate_json_body,
+)
 from events.errors import ValidationFailed
 from events.mirror import NoMirror, mirror, mirror_type
 
@@ -137,17 +144,7 @@ def _outcome(validate: Any, argument: Any) -> Any:
     except ValidationFailed as error:
         return ("refused", error.detail, error.errors)
     return [
-        (
-            None if event.fresh else event.id,
-            event.type,
-            event.company,
-            event.occurred_json,
-            event.data_json,
-            event.source_json,
-            event.confidence,
-            event.expected_version,
-            event.loc,
-        )
+        (None if event.fresh else event.id, content(event), event.expected_version, event.loc)
         for event in events
     ]
 
