@@ -33,7 +33,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await store.add_token(
             digest(settings.bootstrap_token.get_secret_value()), "admin", "bootstrap"
         )
-    writer = GroupWriter(store, max_pending_events=settings.max_pending_events)
+    writer = GroupWriter(
+        store,
+        max_pending_events=settings.max_pending_events,
+        linger_seconds=settings.commit_linger_ms / 1000,
+        quiet_seconds=settings.commit_quiet_ms / 1000,
+    )
     hub = Hub(
         (await store.head()).position,
         queue_size=settings.feed_queue_size,

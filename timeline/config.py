@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     shutdown_timeout: float = 10.0
     max_pending_events: int = 100_000
+    commit_linger_ms: float = Field(
+        default=2.0, ge=0, le=1000, description="longest wait for more appends before a commit"
+    )
+    commit_quiet_ms: float = Field(
+        default=0.5, ge=0, le=1000, description="a gap in appends this long ends the wait"
+    )
     feed_queue_size: int = Field(default=1000, ge=1, description="commits a subscriber may lag")
     feed_ping_seconds: float = Field(default=15.0, gt=0)
     feed_coalesce_ms: float = Field(

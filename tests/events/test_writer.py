@@ -1,0 +1,131 @@
+"""GroupWriter's grouping: which appends share a commit, and which never wait.
+
+The first append of each test is held at BEGIN IMMEDIATE by another connection that owns the
+database's write lock (as another process would), so the appends behind it queue while its
+group is in flight. Lingers and quiet gaps are far longer than any step of a test, so the
+outcome never depends on how fast the machine is; a writer that waited when it should not
+would run into the test's timeout instead of finishing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from events.envelope import RecordedEvent
+from events.sqlite import SQLiteEventStore
+from events.store import Appended
+from events.writer import GroupWriter
+from projections.rebuild import projections
+from tests.factories import new
+
+PATIENCE = 10.0  # seconds: far more than any commit here, far less than a linger of 60 s
+FOREVER = 60.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
+    store = await SQLiteEventStore.open(tmp_path / "log.db", projections=projections())
+    yield store
+    await store.close()
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """Hold the database's write lock; the store's next transaction waits for it."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
+
+
+async def _queued_behind() -> None:
+    """Let the appends just started reach the writer's queue."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+Appending = asyncio.Future[Appended]
+
+
+async def held_up(
+    writer: GroupWriter, path: Path, *behind: str
+) -> tuple[Appending, list[Appending]]:
+    """Start the writer; while another connection holds the write lock, append one event (it
+    goes out alone and waits for the lock), then one event for each company in `behind`
+    (they queue); then let go of the lock. Gives the leader's append and those behind it."""
+    writer.start()
+    with write_lock(path):
+        leader = asyncio.ensure_future(writer.append([new(company="leader")]))
+        await _queued_behind()
+        queued = [asyncio.ensure_future(writer.append([new(company=c)])) for c in behind]
+        await _queued_behind()
+    return leader, queued
+
+
+def _groups(events: list[RecordedEvent]) -> list[str]:
+    return sorted({event.recorded for event in events})
+
+
+async def test_appends_arriving_while_it_lingers_share_one_commit(
+    store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    # The quiet gap is longer than the linger: the writer waits out the whole linger (1 s),
+    # and an append made after the first group was answered still joins the second group.
+    writer = GroupWriter(store, linger_seconds=1.0, quiet_seconds=FOREVER)
+    leader, early = await held_up(writer, tmp_path / "log.db", "a", "b")
+    first = await asyncio.wait_for(leader, PATIENCE)
+    late = asyncio.ensure_future(writer.append([new(company="c")]))
+    second = await asyncio.wait_for(asyncio.gather(*early, late), PATIENCE)
+    await writer.stop()
+    assert writer.groups == 2
+    events = [event for appended in second for event in appended.events]
+    assert [event.position for event in events] == [2, 3, 4]
+    assert len(_groups(events)) == 1  # one commit: one transaction time
+    assert _groups(first.events) != _groups(events)
+
+
+async def test_an_append_to_an_idle_writer_goes_at_once(store: SQLiteEventStore) -> None:
+    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=FOREVER)
+    writer.start()
+    for n in range(3):
+        appended = await asyncio.wait_for(writer.append([new(company="baidu")]), PATIENCE)
+        assert appended.events[0].position == n + 1
+    await writer.stop()
+    assert writer.groups == 3
+
+
+async def test_a_queue_gone_quiet_is_committed_without_waiting_out_the_linger(
+    store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=0.05)
+    leader, behind = await held_up(writer, tmp_path / "log.db", "alibaba")
+    await asyncio.wait_for(asyncio.gather(leader, *behind), PATIENCE)
+    await writer.stop()
+    assert writer.groups == 2
+
+
+async def test_a_full_group_goes_at_once(store: SQLiteEventStore, tmp_path: Path) -> None:
+    writer = GroupWriter(store, max_group_events=3, linger_seconds=FOREVER, quiet_seconds=FOREVER)
+    leader, full = await held_up(writer, tmp_path / "log.db", "a", "b", "c")
+    await asyncio.wait_for(asyncio.gather(leader, *full), PATIENCE)
+    await writer.stop()
+    assert writer.groups == 2
+
+
+async def test_stopping_ends_the_linger_and_commits_what_is_queued(
+    store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=FOREVER)
+    leader, behind = await held_up(writer, tmp_path / "log.db", "alibaba")
+    await asyncio.wait_for(leader, PATIENCE)
+    await asyncio.wait_for(writer.stop(), PATIENCE)
+    assert (await behind[0]).events[0].position == 2
+    assert (await store.head()).position == 2
