@@ -230,8 +230,15 @@ class Server:
     """bench/server.py in its own process, killed on exit whatever happens."""
 
     def __init__(
-        self, script: Path, db: Path, synchronous: str, token: str, cpu: int | None
+        self,
+        script: Path,
+        db: Path,
+        synchronous: str,
+        token: str,
+        cpu: int | None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env or {}
         self.script = script
         self.db = db
         self.synchronous = synchronous
@@ -242,7 +249,7 @@ class Server:
         self.port = 0
 
     def __enter__(self) -> Server:
-        env = {**os.environ, "TIMELINE_BOOTSTRAP_TOKEN": self.token}
+        env = {**os.environ, **self.env, "TIMELINE_BOOTSTRAP_TOKEN": self.token}
         env.pop("TIMELINE_DB", None)
         command = pinned(
             [
