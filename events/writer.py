@@ -37,14 +37,15 @@ class GroupWriter:
     and the store's writer thread takes everything queued (up to `max_group_events`) as the
     next group, without waiting for the event loop to get round to starting it.
 
-    If appends queued while the last group committed (the writer is under load), it first
-    lingers while more keep arriving (each within `quiet_seconds` of the last), for at most
-    `linger_seconds` and never past a full group: a commit costs much the same CPU for one
-    event as for dozens (the WAL sync, the pages each index touches), so under load a slightly
-    later, larger group is cheaper per event than several small ones. An append that finds
-    the writer idle never waits, nor does a caller's next append after its last was answered
-    with nothing else queued. With `linger_seconds=0` the next group is dispatched before the
-    last one is answered."""
+    If appends queued while the last group committed, and they come faster than one per
+    `quiet_seconds` (the writer is under load), it first lingers while more keep arriving
+    (each within `quiet_seconds` of the last), for at most `linger_seconds` and never past a
+    full group: a commit costs much the same CPU for one event as for dozens (the WAL sync,
+    the pages each index touches), so under load a slightly later, larger group is cheaper per
+    event than several small ones. An append that finds the writer idle never waits, nor does
+    a trickle of appends, nor a caller's next append after its last was answered with nothing
+    else queued. With `linger_seconds=0` the next group is dispatched before the last one is
+    answered."""
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class GroupWriter:
         self._queue: deque[_Pending] = deque()
         self._queued_events = 0
         self._last_arrival = 0.0
+        self._last_gap = float("inf")  # between the last two appends
         self._arrived = threading.Condition(self._lock)
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,7 +109,8 @@ class GroupWriter:
         with self._lock:
             self._queue.append(_Pending(batch, future))
             self._queued_events += len(batch)
-            self._last_arrival = time.monotonic()
+            now = time.monotonic()
+            self._last_gap, self._last_arrival = now - self._last_arrival, now
             idle, self._busy = not self._busy, True
             if self._queued_events >= self._max_group:
                 self._arrived.notify()
@@ -172,6 +175,8 @@ class GroupWriter:
         deadline = time.monotonic() + self._linger
         with self._lock:
             while self._queue and self._queued_events < self._max_group and not self._closing:
+                if self._last_gap >= self._quiet:  # a trickle: the next one is not coming soon
+                    return
                 now = time.monotonic()
                 until = min(self._last_arrival + self._quiet, deadline)
                 if now >= until:

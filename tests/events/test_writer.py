@@ -129,3 +129,20 @@ async def test_stopping_ends_the_linger_and_commits_what_is_queued(
     await asyncio.wait_for(writer.stop(), PATIENCE)
     assert (await behind[0]).events[0].position == 2
     assert (await store.head()).position == 2
+
+
+async def test_a_trickle_of_appends_is_not_held(store: SQLiteEventStore, tmp_path: Path) -> None:
+    # Appends further apart than the quiet gap: the last group's commit finds one queued, but
+    # the next is not expected soon, so the writer does not wait the quiet gap out (2 s here).
+    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=2.0)
+    writer.start()
+    with write_lock(tmp_path / "log.db"):
+        leader = asyncio.ensure_future(writer.append([new(company="leader")]))
+        await _queued_behind()
+        first = asyncio.ensure_future(writer.append([new(company="a")]))
+        await asyncio.sleep(2.1)
+        second = asyncio.ensure_future(writer.append([new(company="b")]))
+        await _queued_behind()
+    await asyncio.wait_for(asyncio.gather(leader, first, second), 1.5)
+    await writer.stop()
+    assert writer.groups == 2
