@@ -8,7 +8,7 @@ import contextlib
 import logging
 import operator
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,6 +79,10 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
 BACKSTOP_CHECKPOINT_PAGES = 100_000
+# A WAL longer than this after a checkpoint is finished by the writer (see _Checkpointer).
+WAL_RESTART_PAGES = 4096
+# When the WAL starts over, a file grown longer than this is cut back to it.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # Companies whose version the writer remembers between transactions (see _plan).
 MAX_CACHED_VERSIONS = 100_000
 log = logging.getLogger(__name__)
@@ -162,6 +166,7 @@ def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projecti
     # Checkpoints run beside the writer (see _Checkpointer), not inside its COMMITs; this
     # threshold (about 400 MB of WAL) is only the backstop should they fall behind.
     db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
+    db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     db.executescript(SCHEMA)
     for projection in projections:
         db.executescript(";\n".join([*projection.schema(), *projection.indexes()]))
@@ -172,30 +177,46 @@ class _Checkpointer:
     """Copies the WAL back into the database file every `interval` seconds, on a connection and
     thread of its own. SQLite's automatic checkpoint runs inside the COMMIT that crosses its
     threshold, so one append in a few thousand would wait tens of milliseconds for it; a
-    PASSIVE checkpoint here takes no lock a writer or reader needs and waits for none."""
+    PASSIVE checkpoint here takes no lock a writer or reader needs and waits for none.
+
+    Under steady appends such a checkpoint never catches up: whatever was appended while it
+    copied is still to copy when the next transaction starts, so the WAL never starts over and
+    grows to the backstop. After a checkpoint of a long WAL (`WAL_RESTART_PAGES`), `finish`
+    (the store's) copies the rest on the writer's own thread between two groups; the next
+    transaction then writes the WAL from its start, and a WAL file grown past
+    `WAL_SIZE_LIMIT` is cut back."""
 
     def __init__(self, path: str, interval: float = CHECKPOINT_SECONDS) -> None:
         self._path, self._interval = path, interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-checkpoint")
         self._db: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self.finish: Callable[[], Awaitable[None]] | None = None
         self.checkpoints = 0
+        self.finished = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="timeline-checkpoint")
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> int:
+        """A PASSIVE checkpoint; returns the WAL's length in pages when it began."""
         if self._db is None:
             self._db = sqlite3.connect(self._path, isolation_level=None)
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        ((_, wal_pages, _),) = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self.checkpoints += 1
+        return int(wal_pages)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await loop.run_in_executor(self._thread, self._checkpoint)
+                wal_pages = await loop.run_in_executor(self._thread, self._checkpoint)
+                # Whatever was appended while it copied is past `wal_pages`: the writer copies
+                # that, so that nothing is left when its next transaction starts.
+                if wal_pages >= WAL_RESTART_PAGES and self.finish is not None:
+                    await self.finish()
+                    self.finished += 1
             except sqlite3.Error:  # the writer's backstop checkpoint still bounds the WAL
                 log.exception("a WAL checkpoint failed")
 
@@ -238,6 +259,7 @@ class SQLiteEventStore(EventStore):
         self._versions_at: Head | None = None
         self._known_versions: dict[str, int] = {}
         if checkpointer is not None:
+            checkpointer.finish = self._finish_checkpoint
             checkpointer.start()
 
     @classmethod
@@ -268,6 +290,15 @@ class SQLiteEventStore(EventStore):
             raise
         checkpointer = _Checkpointer(target, checkpoint_seconds) if target != ":memory:" else None
         return cls(writer, thread, reader, projections, checkpointer)
+
+    async def _finish_checkpoint(self) -> None:
+        """Copy the rest of the WAL on the writer's thread, queued between two groups: with
+        no other writer, nothing is appended meanwhile, so the copy completes."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._checkpoint_here)
+
+    def _checkpoint_here(self) -> None:
+        self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def close(self) -> None:
         if self._checkpointer is not None:
