@@ -292,8 +292,9 @@ class SQLiteEventStore(EventStore):
         return cls(writer, thread, reader, projections, checkpointer)
 
     async def _finish_checkpoint(self) -> None:
-        """Copy the rest of the WAL on the writer's thread, queued between two groups: with
-        no other writer, nothing is appended meanwhile, so the copy completes."""
+        """Copy the rest of the WAL on the writer's thread, queued between two groups: no
+        group appends meanwhile. A reader still on an older snapshot can hold back the copy or
+        the WAL's restart; the next checkpoint then tries again (and the backstop remains)."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._checkpoint_here)
 

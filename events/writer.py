@@ -73,6 +73,7 @@ class GroupWriter:
         self._last_gap = float("inf")  # between the last two appends
         self._arrived = threading.Condition(self._lock)
         self._busy = False
+        self._undelivered = 0  # groups sent to the store and not yet answered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.Event | None = None
         self._closing = False
@@ -129,11 +130,15 @@ class GroupWriter:
                 group.append(item)
                 size += len(item.batch)
             self._queued_events -= size
-            if not group:
+            if group:
+                self._undelivered += 1
+            else:
                 self._busy = False
-        if not group:
-            return
         loop = self._loop
+        if not group:
+            if loop is not None:  # the last answer may have gone out while this one was busy
+                loop.call_soon_threadsafe(self._settle)
+            return
         assert loop is not None
         try:
             started = self.store.start([item.batch for item in group])
@@ -183,13 +188,19 @@ class GroupWriter:
                     return
                 self._arrived.wait(until - now)
 
+    def _settle(self) -> None:
+        """On the event loop: mark the writer idle once no group is out or unanswered."""
+        with self._lock:
+            idle = not self._busy and not self._undelivered
+        if idle and self._idle is not None:
+            self._idle.set()
+
     def _deliver(self, group: list[_Pending], size: int, outcome: Results | BaseException) -> None:
         """On the event loop: tell the listeners and answer each caller, in commit order."""
         self._pending_events -= size
         with self._lock:
-            idle = not self._busy
-        if idle and self._idle is not None:
-            self._idle.set()
+            self._undelivered -= 1
+        self._settle()
         if isinstance(outcome, BaseException):
             self._fail(group, self._error(outcome))
             return

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from events.envelope import RecordedEvent
+from events.envelope import NewEvent, RecordedEvent
+from events.errors import StoreError, TimelineError
 from events.sqlite import SQLiteEventStore
 from events.store import Appended
 from events.writer import GroupWriter
@@ -133,16 +135,47 @@ async def test_stopping_ends_the_linger_and_commits_what_is_queued(
 
 async def test_a_trickle_of_appends_is_not_held(store: SQLiteEventStore, tmp_path: Path) -> None:
     # Appends further apart than the quiet gap: the last group's commit finds one queued, but
-    # the next is not expected soon, so the writer does not wait the quiet gap out (2 s here).
-    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=2.0)
+    # the next is not expected soon, so the writer does not wait the quiet gap out (1 s here).
+    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=1.0)
     writer.start()
     with write_lock(tmp_path / "log.db"):
         leader = asyncio.ensure_future(writer.append([new(company="leader")]))
         await _queued_behind()
         first = asyncio.ensure_future(writer.append([new(company="a")]))
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(1.5)
         second = asyncio.ensure_future(writer.append([new(company="b")]))
         await _queued_behind()
-    await asyncio.wait_for(asyncio.gather(leader, first, second), 1.5)
+    await asyncio.wait_for(asyncio.gather(leader, first, second), 0.7)
     await writer.stop()
     assert writer.groups == 2
+
+
+class _RefusesSecondGroup(SQLiteEventStore):
+    """The real store, except that it cannot start a second group (as a store whose thread is
+    gone cannot)."""
+
+    started = 0
+
+    def start(
+        self, batches: Sequence[Sequence[NewEvent]]
+    ) -> Future[list[Appended | TimelineError]]:
+        self.started += 1
+        if self.started == 2:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return super().start(batches)
+
+
+async def test_a_group_that_cannot_start_fails_alone_and_stop_still_returns(
+    tmp_path: Path,
+) -> None:
+    store = await _RefusesSecondGroup.open(tmp_path / "log.db", projections=projections())
+    try:
+        writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=0.05)
+        leader, behind = await held_up(writer, tmp_path / "log.db", "alibaba")
+        assert (await asyncio.wait_for(leader, PATIENCE)).events[0].position == 1
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(behind[0], PATIENCE)
+        await asyncio.wait_for(writer.stop(), PATIENCE)
+        assert (await store.head()).position == 1
+    finally:
+        await store.close()
