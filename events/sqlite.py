@@ -83,6 +83,7 @@ BACKSTOP_CHECKPOINT_PAGES = 100_000
 WAL_RESTART_PAGES = 4096
 # When the WAL starts over, a file grown longer than this is cut back to it.
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 # Companies whose version the writer remembers between transactions (see _plan).
 MAX_CACHED_VERSIONS = 100_000
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class _Checkpointer:
         """A PASSIVE checkpoint; returns the WAL's length in pages when it began."""
         if self._db is None:
             self._db = sqlite3.connect(self._path, isolation_level=None)
-        ((_, wal_pages, _),) = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        ((_, wal_pages, _),) = self._db.execute(CHECKPOINT).fetchall()
         self.checkpoints += 1
         return int(wal_pages)
 
@@ -299,7 +300,7 @@ class SQLiteEventStore(EventStore):
         await loop.run_in_executor(self._thread, self._checkpoint_here)
 
     def _checkpoint_here(self) -> None:
-        self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._writer.execute(CHECKPOINT).fetchall()
 
     async def close(self) -> None:
         if self._checkpointer is not None:
