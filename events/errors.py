@@ -118,3 +118,7 @@ class StoreError(TimelineError):
     name = "unavailable"
     status = 503
     title = "Storage unavailable"
+
+
+class SchemaMismatch(StoreError):
+    """The database's schema is newer than this version of the code knows."""

@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import operator
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,21 +15,14 @@ from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
-from events.envelope import NewEvent, RecordedEvent
-from events.errors import StoreError, TimelineError
-from events.store import (
-    Appended,
-    EventStore,
-    GroupPlan,
-    Head,
-    Projection,
-    Transaction,
-    revalidated,
-    timestamp,
-)
+from events import schema
+from events.appender import LogStore, LogTransaction
+from events.errors import StoreError
+from events.store import Projection, Transaction
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+# The log's own tables at schema.VERSION.
+SCHEMA = (
+    """CREATE TABLE events (
     position   INTEGER PRIMARY KEY,
     id         TEXT NOT NULL UNIQUE,
     company    TEXT NOT NULL,
@@ -45,20 +37,25 @@ CREATE TABLE IF NOT EXISTS events (
     recorded   TEXT NOT NULL,
     hash       TEXT NOT NULL,
     UNIQUE (company, version)
-);
--- Earlier versions kept an index on `recorded`; a binary search over positions replaced it.
-DROP INDEX IF EXISTS events_recorded;
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END;
-CREATE TABLE IF NOT EXISTS tokens (
+)""",
+    """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END""",
+    """CREATE TABLE tokens (
     digest  TEXT PRIMARY KEY,
     scope   TEXT NOT NULL,
     label   TEXT,
     created TEXT NOT NULL
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID""",
+)
+MIGRATIONS = schema.Migrations(
+    create=SCHEMA,
+    steps={
+        # Version 1 kept an index on `recorded`; a binary search over positions replaced it.
+        2: ("DROP INDEX IF EXISTS events_recorded",),
+    },
+)
 
 # The default page cache (2 MB) is far too small once indexes pass a few hundred thousand rows.
 TUNING = """
@@ -67,13 +64,8 @@ PRAGMA mmap_size = 1073741824;
 PRAGMA temp_store = MEMORY;
 """
 
-# Columns in the order of RecordedEvent's fields, so a row unpacks straight into one.
-COLUMNS = ", ".join(name.removesuffix("_json") for name in RecordedEvent.__slots__)
-INSERT_COLUMNS = COLUMNS.split(", ")
 # SQLite takes 32766 variables per statement since 3.32.
 MAX_INSERT_VARIABLES = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
-HEAD = "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
-MAX_VARIABLES = 900
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 T = TypeVar("T")
@@ -84,33 +76,23 @@ WAL_RESTART_PAGES = 4096
 # When the WAL starts over, a file grown longer than this is cut back to it.
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
-# Companies whose version the writer remembers between transactions (see _plan).
-MAX_CACHED_VERSIONS = 100_000
 log = logging.getLogger(__name__)
 
 
-_row = operator.attrgetter(*RecordedEvent.__slots__)
-
-
-def _chunks(values: Iterable[str]) -> list[list[str]]:
-    items = sorted(values)
-    return [items[i : i + MAX_VARIABLES] for i in range(0, len(items), MAX_VARIABLES)]
-
-
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" * len(values))
+def _refused(exc: sqlite3.Error) -> StoreError:
+    # Driver errors become domain errors here and only here.
+    return StoreError(f"the database refused the operation ({type(exc).__name__})")
 
 
 @asynccontextmanager
 async def _translated() -> AsyncIterator[None]:
-    # Driver errors become domain errors here and only here.
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc
+        raise _refused(exc) from exc
 
 
-class _Tx:
+class _Tx(LogTransaction):
     """A Transaction on the writer's own sqlite3 connection, on the writer's thread."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -148,29 +130,32 @@ class _Tx:
             params = [value for row in chunk for value in row]
             self._db.execute(head + ", ".join([one] * len(chunk)) + tail, params)
 
-    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[RecordedEvent]:
-        only = f"AND type IN ({_marks(types)}) " if types else ""
-        rows = self._db.execute(
-            f"SELECT {COLUMNS} FROM events WHERE position > ? {only}ORDER BY position LIMIT ?",
-            (after, *types, limit),
-        )
-        return [RecordedEvent(*row) for row in rows]
-
 
 def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projection]) -> Any:
     # Multi-row INSERTs have one statement per row count: keep them all prepared.
     db = sqlite3.connect(path, isolation_level=None, cached_statements=1024)
-    db.execute("PRAGMA busy_timeout = 10000")
-    db.executescript(TUNING)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute(f"PRAGMA synchronous = {synchronous}")
-    # Checkpoints run beside the writer (see _Checkpointer), not inside its COMMITs; this
-    # threshold (about 400 MB of WAL) is only the backstop should they fall behind.
-    db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
-    db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-    db.executescript(SCHEMA)
-    for projection in projections:
-        db.executescript(";\n".join([*projection.schema(), *projection.indexes()]))
+    try:
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.executescript(TUNING)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoints run beside the writer (see _Checkpointer), not inside its COMMITs; this
+        # threshold (about 400 MB of WAL) is only the backstop should they fall behind.
+        db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        db.execute("BEGIN IMMEDIATE")
+        tx = _Tx(db)
+        tables = {
+            name for (name,) in tx.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        schema.migrate(tx, MIGRATIONS, tables)
+        for projection in projections:
+            for statement in (*projection.schema(), *projection.indexes()):
+                tx.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -231,14 +216,15 @@ class _Checkpointer:
         self._thread.shutdown(wait=True)
 
 
-class SQLiteEventStore(EventStore):
+class SQLiteEventStore(LogStore):
     """The log in one SQLite file in WAL mode.
 
     Writes run on one thread of their own with a plain sqlite3 connection: a whole group
     commit (BEGIN IMMEDIATE, lookups, planning, inserts, projections, COMMIT) is one call to
     that thread, where aiosqlite would make one thread round trip per statement. BEGIN
-    IMMEDIATE also queues other processes on the same file behind it. Reads go through an
-    aiosqlite connection of their own, which WAL lets run beside the writer."""
+    IMMEDIATE also queues other processes on the same file behind it: with one writer at a
+    time, positions are gapless and in commit order. Reads go through an aiosqlite connection
+    of their own, which WAL lets run beside the writer."""
 
     def __init__(
         self,
@@ -248,17 +234,11 @@ class SQLiteEventStore(EventStore):
         projections: Sequence[Projection],
         checkpointer: _Checkpointer | None = None,
     ) -> None:
+        super().__init__(projections)
         self._writer = writer
         self._thread = thread
         self._reader = reader
-        self._projections = list(projections)
         self._checkpointer = checkpointer
-        # The companies' versions as of the head `_versions_at`, kept by the writer thread
-        # from one transaction to the next, so a group asks the database only for companies
-        # it has not seen. Trusted only while the head is still that one: a write by anything
-        # else (another process, a failed transaction) moves or keeps the head elsewhere.
-        self._versions_at: Head | None = None
-        self._known_versions: dict[str, int] = {}
         if checkpointer is not None:
             checkpointer.finish = self._finish_checkpoint
             checkpointer.start()
@@ -309,192 +289,25 @@ class SQLiteEventStore(EventStore):
         await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
         self._thread.shutdown(wait=True)
 
-    def _in_transaction(self, work: Callable[[_Tx], T]) -> T:
-        db = self._writer
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(_Tx(db))
-            db.execute("COMMIT")
-        except BaseException:
-            self._versions_at = None
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return result
+    def _transaction(self, work: Callable[[Transaction], T]) -> concurrent.futures.Future[T]:
+        return self._thread.submit(self._in_transaction, work)
 
-    async def run(self, work: Callable[[Transaction], T]) -> T:
-        loop = asyncio.get_running_loop()
-        async with _translated():
-            return await loop.run_in_executor(self._thread, self._in_transaction, work)
+    def _in_transaction(self, work: Callable[[Transaction], T]) -> T:
+        db = self._writer
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(_Tx(db))
+                db.execute("COMMIT")
+            except BaseException:
+                self._rolled_back()
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _refused(exc) from exc
+        return result
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with _translated():
             return [tuple(row) for row in await self._reader.execute_fetchall(sql, params)]
-
-    async def append_many(
-        self, batches: Sequence[Sequence[NewEvent]]
-    ) -> list[Appended | TimelineError]:
-        return await asyncio.wrap_future(self.start(batches))
-
-    def start(
-        self, batches: Sequence[Sequence[NewEvent]]
-    ) -> concurrent.futures.Future[list[Appended | TimelineError]]:
-        ids, companies = GroupPlan.lookups(batches)
-
-        def work(tx: Transaction) -> list[Appended | TimelineError]:
-            plan = self._plan(tx, ids, companies)
-            results = [plan.add(batch) for batch in batches]
-            self._write(tx, plan.rows)
-            self._remember(plan)
-            return results
-
-        return self._thread.submit(self._translated_transaction, work)
-
-    def _translated_transaction(self, work: Callable[[_Tx], T]) -> T:
-        try:
-            return self._in_transaction(work)
-        except sqlite3.Error as exc:
-            raise StoreError(f"the database refused the operation ({type(exc).__name__})") from exc
-
-    async def restore(self, entries: Sequence[RecordedEvent]) -> int:
-        if not entries:
-            return 0
-        ids, companies = GroupPlan.lookups([entries])
-        first = entries[0].position
-        # Validation needs no transaction: outside it, appends wait less for the write lock.
-        validated = [revalidated(entry) for entry in entries]
-
-        def work(tx: Transaction) -> int:
-            plan = self._plan(tx, ids, companies)
-            already = min(len(entries), plan.head.position - first + 1)
-            stored = tx.events(first - 1, already) if already > 0 else []
-            created = plan.restore(entries, validated, stored)
-            self._write(tx, created)
-            self._remember(plan)
-            return len(created)
-
-        return await self.run(work)
-
-    def _plan(self, tx: Transaction, ids: Iterable[str], companies: Iterable[str]) -> GroupPlan:
-        head = self._head(tx)
-        if self._versions_at != head or len(self._known_versions) > MAX_CACHED_VERSIONS:
-            self._known_versions = {}
-        cached = self._known_versions
-        versions = {company: cached[company] for company in companies if company in cached}
-        unseen = [company for company in companies if company not in cached]
-        if unseen:
-            found = self._versions(tx, unseen)
-            versions.update((company, found.get(company, 0)) for company in unseen)
-        return GroupPlan(
-            head=head,
-            known=self._lookup(tx, ids),
-            versions=versions,
-            now=timestamp(),
-        )
-
-    def _remember(self, plan: GroupPlan) -> None:
-        """Keep the versions a transaction planned with, valid once it commits (a failure
-        forgets them: see _in_transaction)."""
-        self._known_versions.update(plan.versions)
-        self._versions_at = plan.head
-
-    def _write(self, tx: Transaction, rows: Sequence[RecordedEvent]) -> None:
-        """Insert new log entries and fold them into every projection, in the caller's
-        transaction."""
-        if rows:
-            tx.insert("events", INSERT_COLUMNS, [_row(event) for event in rows])
-            for projection in self._projections:
-                projection.apply(tx, rows)
-
-    @staticmethod
-    def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, RecordedEvent]:
-        found: dict[str, RecordedEvent] = {}
-        for chunk in _chunks(ids):
-            rows = tx.fetch(f"SELECT {COLUMNS} FROM events WHERE id IN ({_marks(chunk)})", chunk)
-            for row in rows:
-                event = RecordedEvent(*row)
-                found[event.id] = event
-        return found
-
-    @staticmethod
-    def _versions(tx: Transaction, companies: Iterable[str]) -> dict[str, int]:
-        versions: dict[str, int] = {}
-        for chunk in _chunks(companies):
-            # One MAX per company walks the (company, version) index straight to its end;
-            # a GROUP BY would read every entry of every company.
-            values = ", ".join(["(?)"] * len(chunk))
-            rows = tx.fetch(
-                f"WITH wanted(company) AS (VALUES {values}) "
-                "SELECT company, (SELECT MAX(version) FROM events e "
-                "WHERE e.company = wanted.company) FROM wanted",
-                chunk,
-            )
-            versions.update((company, version) for company, version in rows if version)
-        return versions
-
-    @staticmethod
-    def _head(tx: Transaction) -> Head:
-        rows = tx.fetch(HEAD)
-        return Head(*rows[0]) if rows else Head(0)
-
-    async def head(self) -> Head:
-        rows = await self.query(HEAD)
-        return Head(*rows[0]) if rows else Head(0)
-
-    async def read(
-        self,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        companies: Sequence[str] = (),
-        types: Sequence[str] = (),
-        until: int | None = None,
-    ) -> list[RecordedEvent]:
-        where = ["position > ?"]
-        params: list[Any] = [after]
-        if until is not None:
-            where.append("position <= ?")
-            params.append(until)
-        if companies:
-            where.append(f"company IN ({_marks(companies)})")
-            params.extend(companies)
-        if types:
-            where.append(f"type IN ({_marks(types)})")
-            params.extend(types)
-        params.append(limit)
-        sql = f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
-        return [RecordedEvent(*row) for row in await self.query(sql, params)]
-
-    async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
-        found: list[RecordedEvent] = []
-        wanted = sorted(set(positions))
-        for start in range(0, len(wanted), MAX_VARIABLES):
-            chunk = wanted[start : start + MAX_VARIABLES]
-            rows = await self.query(
-                f"SELECT {COLUMNS} FROM events WHERE position IN ({_marks(chunk)}) "
-                "ORDER BY position",
-                chunk,
-            )
-            found.extend(RecordedEvent(*row) for row in rows)
-        return found
-
-    async def get(self, event_id: str) -> RecordedEvent | None:
-        rows = await self.query(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
-        return RecordedEvent(*rows[0]) if rows else None
-
-    async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
-        def work(tx: Transaction) -> None:
-            tx.execute(
-                "INSERT OR IGNORE INTO tokens (digest, scope, label, created) VALUES (?, ?, ?, ?)",
-                (digest, scope, label, timestamp()),
-            )
-
-        await self.run(work)
-
-    async def token_scope(self, digest: str) -> str | None:
-        rows = await self.query("SELECT scope FROM tokens WHERE digest = ?", (digest,))
-        return str(rows[0][0]) if rows else None
-
-    async def count_tokens(self) -> int:
-        rows = await self.query("SELECT COUNT(*) FROM tokens")
-        return int(rows[0][0])

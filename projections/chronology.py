@@ -7,15 +7,15 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import orjson
 
 from events.envelope import RecordedEvent
 from events.errors import BadRequest
 from events.store import EventStore
-from projections.state import EFFECTIVE_COLUMNS, LIVE_AT, KnownAt
-from projections.temporal import MAX_SPAN_DAYS
+from projections import temporal
+from projections.state import KnownAt
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,32 +59,17 @@ async def chronology(
     after: Cursor | None = None,
 ) -> tuple[list[RecordedEvent], Cursor | None]:
     """One page of effective events meeting the days [start, end], in (lo, hi, position) order."""
-    where = [LIVE_AT]
-    params: list[object] = [known.position, known.position]
-    if end is not None:
-        where.append("f.lo <= ?")
-        params.append(end.isoformat())
-    if start is not None:
-        # hi > start is what counts; the bound on lo lets the index skip older ranges.
-        where.append("f.hi > ? AND f.lo > ?")
-        params += [start.isoformat(), (start - timedelta(days=MAX_SPAN_DAYS)).isoformat()]
-    if after is not None:
-        where.append("(f.lo, f.hi, f.position) > (?, ?, ?)")
-        params += [after.lo, after.hi, after.position]
-    if companies:
-        where.append(f"f.company IN ({', '.join('?' * len(companies))})")
-        params += companies
-    if types:
-        where.append(f"f.type IN ({', '.join('?' * len(types))})")
-        params += types
-    params.append(limit + 1)
-    rows = await store.query(
-        f"SELECT {EFFECTIVE_COLUMNS} FROM facts f JOIN events e ON e.position = f.position "
-        f"WHERE {' AND '.join(where)} ORDER BY f.lo, f.hi, f.position LIMIT ?",
-        params,
+    events = await temporal.chronology_page(
+        store,
+        known.position,
+        start=start,
+        end=end,
+        companies=companies,
+        types=types,
+        after=(after.lo, after.hi, after.position) if after is not None else None,
+        limit=limit + 1,
     )
-    events = [RecordedEvent(*row) for row in rows[:limit]]
-    if len(rows) <= limit:
+    if len(events) <= limit:
         return events, None
-    last = events[-1]
-    return events, Cursor(known.position, last.lo, last.hi, last.position)
+    last = events[limit - 1]
+    return events[:limit], Cursor(known.position, last.lo, last.hi, last.position)

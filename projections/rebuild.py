@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from events.store import EventStore, Projection, Transaction
+from projections import temporal
 from projections.temporal import TemporalIndex
 
 Progress = Callable[[int, int], None]
@@ -24,14 +25,14 @@ async def rebuild(
 ) -> int:
     """Drop and refill every projection; returns how many log entries were folded."""
 
-    def work(tx: Transaction) -> int:
+    def work(tx: Transaction) -> None:
         for projection in kept:
             for statement in (*projection.drop(), *projection.schema()):
                 tx.execute(statement)
             projection.rebuild(tx, progress)
-        return int(tx.fetch("SELECT COUNT(*) FROM events")[0][0])
 
-    return await store.run(work)
+    await store.run(work)
+    return (await store.head()).position  # positions are gapless: the log's length
 
 
 async def ensure_built(store: EventStore, kept: Sequence[Projection]) -> bool:
@@ -39,7 +40,7 @@ async def ensure_built(store: EventStore, kept: Sequence[Projection]) -> bool:
     from before a projection existed). Returns whether it had to."""
     if (await store.head()).position == 0:
         return False
-    if await store.query("SELECT 1 FROM facts LIMIT 1"):
+    if await temporal.is_built(store):
         return False
     await rebuild(store, kept)
     return True

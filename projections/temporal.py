@@ -6,26 +6,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
 
 from events.dates import FuzzyDate
 from events.envelope import RecordedEvent, canonical
-from events.store import Transaction
+from events.store import EventStore, Transaction
 from events.types import AMENDMENTS
+from projections.fold import Fact
 
-FACT_COLUMNS = (
+_FACT_COLUMNS = (
     "company, type, position, lo, hi, occurred, data, confidence, retracted, sys_from, sys_to"
 )
 # A fact's first version keeps NULL for occurred and data (they are the event's own): the
 # table stays small, and readers take them from the log through this join.
-FACT_SELECT = (
+_FACT_SELECT = (
     "e.id, f.company, f.type, f.position, f.lo, f.hi, COALESCE(f.occurred, e.occurred), "
     "COALESCE(f.data, e.data), f.confidence, f.retracted, f.sys_from, f.sys_to "
     "FROM facts f JOIN events e ON e.position = f.position"
 )
-SUMMARY_COLUMNS = (
+_SUMMARY_COLUMNS = (
     "company, events, first_lo, first_hi, first_position, first_occurred, "
     "last_lo, last_hi, last_position, last_occurred, name, name_lo, name_hi, name_position"
 )
@@ -71,14 +73,14 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS facts_company ON facts (company, lo, hi, position)",
     "CREATE INDEX IF NOT EXISTS facts_valid ON facts (lo, hi, position)",
 )
-_FACT_FIELDS = FACT_COLUMNS.split(", ")
-_SUMMARY_FIELDS = SUMMARY_COLUMNS.split(", ")
+_FACT_FIELDS = _FACT_COLUMNS.split(", ")
+_SUMMARY_FIELDS = _SUMMARY_COLUMNS.split(", ")
 _COMPANIES = "SELECT DISTINCT company FROM events"
 _CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
 _AMENDMENTS = sorted(AMENDMENTS)
 # An event's first version: the log entry's own lo, hi and confidence, occurred and data NULL.
 _FIRST_VERSIONS = (
-    f"INSERT INTO facts ({FACT_COLUMNS}) "
+    f"INSERT INTO facts ({_FACT_COLUMNS}) "
     "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL "
     "FROM events WHERE position BETWEEN ? AND ? "
     f"AND type NOT IN ({', '.join('?' * len(_AMENDMENTS))})"
@@ -254,7 +256,7 @@ class TemporalIndex:
         total = tx.fetch("SELECT COUNT(*) FROM events")[0][0]
         amendments = sorted(AMENDMENTS)
         tx.execute(
-            f"INSERT INTO facts ({FACT_COLUMNS}) "
+            f"INSERT INTO facts ({_FACT_COLUMNS}) "
             "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL "
             f"FROM events WHERE type NOT IN ({_marks(amendments)}) ORDER BY position",
             amendments,
@@ -285,7 +287,7 @@ class TemporalIndex:
         if progress is not None:
             progress(total * 9 // 10, total)
         summaries = {name: Summary(name) for (name,) in tx.fetch(_COMPANIES)}
-        for row in tx.fetch(f"SELECT {FACT_SELECT} WHERE f.sys_to IS NULL AND f.retracted = 0"):
+        for row in tx.fetch(f"SELECT {_FACT_SELECT} WHERE f.sys_to IS NULL AND f.retracted = 0"):
             summaries[row[1]].add(FactRow(*row))
         tx.insert(
             "companies",
@@ -302,7 +304,7 @@ class TemporalIndex:
         if not wanted:
             return {}
         found = tx.fetch(
-            f"SELECT {FACT_SELECT} WHERE f.sys_to IS NULL AND e.id IN ({_marks(wanted)})",
+            f"SELECT {_FACT_SELECT} WHERE f.sys_to IS NULL AND e.id IN ({_marks(wanted)})",
             wanted,
         )
         return {row[0]: FactRow(*row) for row in found}
@@ -325,7 +327,7 @@ class TemporalIndex:
         missing = [company for company in touched if company not in summaries]
         if missing:
             stored = tx.fetch(
-                f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(missing)})",
+                f"SELECT {_SUMMARY_COLUMNS} FROM companies WHERE company IN ({_marks(missing)})",
                 missing,
             )
             summaries.update((row[0], Summary.from_row(row)) for row in stored)
@@ -362,9 +364,149 @@ class TemporalIndex:
         for start in range(0, len(companies), 500):
             chunk = companies[start : start + 500]
             live = tx.fetch(
-                f"SELECT {FACT_SELECT} WHERE f.sys_to IS NULL AND f.retracted = 0 "
+                f"SELECT {_FACT_SELECT} WHERE f.sys_to IS NULL AND f.retracted = 0 "
                 f"AND f.company IN ({_marks(chunk)})",
                 chunk,
             )
             for values in live:
                 into[values[1]].add(FactRow(*values))
+
+
+# The named queries: the only reads of `facts` and `companies` outside this projection.
+
+# The effective form of an event: the log entry with its fact's occurred, data and confidence.
+_EFFECTIVE = (
+    "SELECT e.id, e.type, e.company, COALESCE(f.occurred, e.occurred), f.lo, f.hi, "
+    "COALESCE(f.data, e.data), e.source, f.confidence, e.position, e.version, e.recorded, "
+    "e.hash FROM facts f JOIN events e ON e.position = f.position"
+)
+_LIVE_AT = "f.retracted = 0 AND f.sys_from <= ? AND (f.sys_to IS NULL OR f.sys_to > ?)"
+
+
+def _effective(row: Sequence[Any]) -> RecordedEvent:
+    (event_id, type_, company, occurred, lo, hi, data, source, confidence, position, version,
+     recorded, hash_) = row  # fmt: skip
+    return RecordedEvent(
+        id=event_id,
+        type=type_,
+        company=company,
+        occurred_json=occurred,
+        lo=lo,
+        hi=hi,
+        data_json=data,
+        source_json=source,
+        confidence=confidence,
+        position=position,
+        version=version,
+        recorded=recorded,
+        hash=hash_,
+    )
+
+
+async def live_facts(store: EventStore, company: str, as_of: str, known_at: int) -> list[Fact]:
+    """The company's facts in effect at position `known_at` that begin by `as_of`, in
+    (lo, hi, position) order: what the fold of its state reads."""
+    rows = await store.query(
+        "SELECT e.id, f.type, COALESCE(f.occurred, e.occurred), COALESCE(f.data, e.data), "
+        "f.confidence, f.position FROM facts f JOIN events e ON e.position = f.position "
+        f"WHERE f.company = ? AND f.lo <= ? AND {_LIVE_AT} ORDER BY f.lo, f.hi, f.position",
+        (company, as_of, known_at, known_at),
+    )
+    return [
+        Fact(
+            id=event_id,
+            type=type_,
+            company=company,
+            occurred=orjson.loads(occurred),
+            data=orjson.loads(data),
+            confidence=confidence,
+            position=position,
+        )
+        for event_id, type_, occurred, data, confidence, position in rows
+    ]
+
+
+async def timeline_rows(
+    store: EventStore, company: str, as_of: str, known_at: int
+) -> list[RecordedEvent]:
+    """The company's events in their effective form at `known_at`, begun by `as_of`."""
+    rows = await store.query(
+        f"{_EFFECTIVE} WHERE f.company = ? AND f.lo <= ? AND {_LIVE_AT} "
+        "ORDER BY f.lo, f.hi, f.position",
+        (company, as_of, known_at, known_at),
+    )
+    return [_effective(row) for row in rows]
+
+
+async def chronology_page(
+    store: EventStore,
+    known_at: int,
+    *,
+    start: date | None,
+    end: date | None,
+    companies: Sequence[str],
+    types: Sequence[str],
+    after: tuple[str, str, int] | None,
+    limit: int,
+) -> list[RecordedEvent]:
+    """Up to `limit` effective events at `known_at` meeting the days [start, end], after the
+    (lo, hi, position) `after`, in that order."""
+    where = [_LIVE_AT]
+    params: list[object] = [known_at, known_at]
+    if end is not None:
+        where.append("f.lo <= ?")
+        params.append(end.isoformat())
+    if start is not None:
+        # hi > start is what counts; the bound on lo lets the index skip older ranges.
+        where.append("f.hi > ? AND f.lo > ?")
+        params += [start.isoformat(), (start - timedelta(days=MAX_SPAN_DAYS)).isoformat()]
+    if after is not None:
+        where.append("(f.lo, f.hi, f.position) > (?, ?, ?)")
+        params += after
+    if companies:
+        where.append(f"f.company IN ({_marks(companies)})")
+        params += companies
+    if types:
+        where.append(f"f.type IN ({_marks(types)})")
+        params += types
+    params.append(limit)
+    rows = await store.query(
+        f"{_EFFECTIVE} WHERE {' AND '.join(where)} ORDER BY f.lo, f.hi, f.position LIMIT ?",
+        params,
+    )
+    return [_effective(row) for row in rows]
+
+
+async def summaries_at_head(store: EventStore) -> tuple[int, str | None, list[Summary]]:
+    """The summaries kept at the head, read with the head they are of (one statement)."""
+    rows = await store.query(
+        "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1), "
+        "(SELECT recorded FROM events ORDER BY position DESC LIMIT 1), "
+        f"{_SUMMARY_COLUMNS} FROM companies ORDER BY company"
+    )
+    if not rows:
+        return 0, None, []
+    return rows[0][0], rows[0][1], [Summary.from_row(row[2:]) for row in rows]
+
+
+async def summaries_at(store: EventStore, known_at: int) -> list[Summary]:
+    """The summaries as they stood at `known_at`, recounted from the facts in effect then."""
+    summaries = {name: Summary(name) for name in await store.companies_at(known_at)}
+    live = await store.query(f"SELECT {_FACT_SELECT} WHERE {_LIVE_AT}", (known_at, known_at))
+    for row in live:
+        fact = FactRow(*row)
+        summaries[fact.company].add(fact)
+    return list(summaries.values())
+
+
+async def fact_versions(store: EventStore, position: int) -> list[FactRow]:
+    """Every version of the event at `position`, oldest first (none for an amendment)."""
+    rows = await store.query(
+        f"SELECT {_FACT_SELECT} WHERE f.position = ? ORDER BY f.sys_from", (position,)
+    )
+    return [FactRow(*row) for row in rows]
+
+
+async def is_built(store: EventStore) -> bool:
+    """Whether the projection holds any row (a log from before it existed has none)."""
+    return bool(await store.query("SELECT 1 FROM facts LIMIT 1"))

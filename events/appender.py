@@ -1,0 +1,291 @@
+"""LogStore: everything about the log that does not depend on the engine, written once.
+
+An append: `start` looks up what the group needs (ids, targets, company versions) inside the
+backend's write transaction, plans it (events.plan), inserts the new entries with the
+backend's bulk insert, folds them into every projection and commits, all in one trip to the
+writer's thread. A backend supplies only that transaction (`_transaction`: serialized, so
+positions are gapless and commit-ordered; driver errors translated), its reads (`query`) and
+its `close`. The log's SQL lives here, in the subset both backends speak, with `?`
+placeholders that a backend translates in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import operator
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from events.envelope import NewEvent, RecordedEvent
+from events.errors import TimelineError
+from events.plan import GroupPlan, revalidated
+from events.store import Appended, EventStore, Head, Projection, Transaction, timestamp
+
+T = TypeVar("T")
+
+# Columns in the order of RecordedEvent's fields, so a row unpacks straight into one.
+COLUMNS = ", ".join(name.removesuffix("_json") for name in RecordedEvent.__slots__)
+INSERT_COLUMNS = COLUMNS.split(", ")
+HEAD = "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
+# Values bound in one IN (...) list at most.
+MAX_VARIABLES = 900
+# Companies whose version the writer remembers between transactions (see _plan).
+MAX_CACHED_VERSIONS = 100_000
+
+# The last position recorded by time t. `recorded` never decreases along the log and
+# positions are gapless, so a binary search over positions finds it in about log2(head)
+# primary-key look-ups, with no index on `recorded` for every append to keep up.
+RECORDED_BY = """
+WITH RECURSIVE search(low, high) AS (
+    SELECT CAST(0 AS BIGINT), COALESCE((SELECT MAX(position) FROM events), 0)
+    UNION ALL
+    SELECT
+        CASE WHEN (SELECT recorded FROM events WHERE position = (low + high + 1) / 2) <= ?
+             THEN (low + high + 1) / 2 ELSE low END,
+        CASE WHEN (SELECT recorded FROM events WHERE position = (low + high + 1) / 2) <= ?
+             THEN high ELSE (low + high + 1) / 2 - 1 END
+    FROM search WHERE low < high
+)
+SELECT e.position, e.hash, e.recorded FROM search JOIN events e ON e.position = search.low
+WHERE search.low = search.high
+"""
+
+_row = operator.attrgetter(*RecordedEvent.__slots__)
+
+
+def marks(values: Sequence[object]) -> str:
+    """`?, ?, ?`: one placeholder per value."""
+    return ", ".join("?" * len(values))
+
+
+def _chunks(values: Iterable[str]) -> list[list[str]]:
+    items = sorted(values)
+    return [items[i : i + MAX_VARIABLES] for i in range(0, len(items), MAX_VARIABLES)]
+
+
+class LogTransaction:
+    """The part of a Transaction every backend shares: reading the log's entries. A backend's
+    transaction adds `fetch`, `execute`, `executemany` and its bulk `insert`."""
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[RecordedEvent]:
+        only = f"AND type IN ({marks(types)}) " if types else ""
+        rows = self.fetch(
+            f"SELECT {COLUMNS} FROM events WHERE position > ? {only}ORDER BY position LIMIT ?",
+            (after, *types, limit),
+        )
+        return [RecordedEvent(*row) for row in rows]
+
+
+class LogStore(EventStore):
+    """The backend-neutral EventStore: appends, restores, reads and tokens over the log's
+    tables, through a backend's write transaction and reads."""
+
+    def __init__(self, projections: Sequence[Projection]) -> None:
+        self._projections = list(projections)
+        # The companies' versions as of the head `_versions_at`, kept by the writer thread
+        # from one transaction to the next, so a group asks the database only for companies
+        # it has not seen. Trusted only while the head is still that one: a write by anything
+        # else (another process, a failed transaction) moves or keeps the head elsewhere.
+        self._versions_at: Head | None = None
+        self._known_versions: dict[str, int] = {}
+
+    # What a backend supplies.
+
+    @abstractmethod
+    def _transaction(self, work: Callable[[Transaction], T]) -> concurrent.futures.Future[T]:
+        """Queue `work` as one write transaction on the writer's thread and return at once.
+        Write transactions run one at a time, each beginning with whatever makes positions
+        gapless and commit-ordered; committed when `work` returns, rolled back when it (or
+        the commit) raises, calling `_rolled_back` then. Driver errors reach the future as
+        StoreError. The future's done callbacks run on the writer's thread."""
+
+    def _rolled_back(self) -> None:
+        """A write transaction failed: forget what was planned in it."""
+        self._versions_at = None
+
+    # The contract, written once.
+
+    async def run(self, work: Callable[[Transaction], T]) -> T:
+        return await asyncio.wrap_future(self._transaction(work))
+
+    async def append_many(
+        self, batches: Sequence[Sequence[NewEvent]]
+    ) -> list[Appended | TimelineError]:
+        return await asyncio.wrap_future(self.start(batches))
+
+    def start(
+        self, batches: Sequence[Sequence[NewEvent]]
+    ) -> concurrent.futures.Future[list[Appended | TimelineError]]:
+        ids, companies = GroupPlan.lookups(batches)
+
+        def work(tx: Transaction) -> list[Appended | TimelineError]:
+            plan = self._plan(tx, ids, companies)
+            results = [plan.add(batch) for batch in batches]
+            self._write(tx, plan.rows)
+            self._remember(plan)
+            return results
+
+        return self._transaction(work)
+
+    async def restore(self, entries: Sequence[RecordedEvent]) -> int:
+        if not entries:
+            return 0
+        ids, companies = GroupPlan.lookups([entries])
+        first = entries[0].position
+        # Validation needs no transaction: outside it, appends wait less for the write lock.
+        validated = [revalidated(entry) for entry in entries]
+
+        def work(tx: Transaction) -> int:
+            plan = self._plan(tx, ids, companies)
+            already = min(len(entries), plan.head.position - first + 1)
+            stored = tx.events(first - 1, already) if already > 0 else []
+            created = plan.restore(entries, validated, stored)
+            self._write(tx, created)
+            self._remember(plan)
+            return len(created)
+
+        return await self.run(work)
+
+    def _plan(self, tx: Transaction, ids: Iterable[str], companies: Iterable[str]) -> GroupPlan:
+        head = self._head(tx)
+        if self._versions_at != head or len(self._known_versions) > MAX_CACHED_VERSIONS:
+            self._known_versions = {}
+        cached = self._known_versions
+        versions = {company: cached[company] for company in companies if company in cached}
+        unseen = [company for company in companies if company not in cached]
+        if unseen:
+            found = self._versions(tx, unseen)
+            versions.update((company, found.get(company, 0)) for company in unseen)
+        return GroupPlan(head=head, known=self._lookup(tx, ids), versions=versions, now=timestamp())
+
+    def _remember(self, plan: GroupPlan) -> None:
+        """Keep the versions a transaction planned with, valid once it commits (a failure
+        forgets them: see _rolled_back)."""
+        self._known_versions.update(plan.versions)
+        self._versions_at = plan.head
+
+    def _write(self, tx: Transaction, rows: Sequence[RecordedEvent]) -> None:
+        """Insert new log entries and fold them into every projection, in the caller's
+        transaction."""
+        if rows:
+            tx.insert("events", INSERT_COLUMNS, [_row(event) for event in rows])
+            for projection in self._projections:
+                projection.apply(tx, rows)
+
+    @staticmethod
+    def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, RecordedEvent]:
+        found: dict[str, RecordedEvent] = {}
+        for chunk in _chunks(ids):
+            rows = tx.fetch(f"SELECT {COLUMNS} FROM events WHERE id IN ({marks(chunk)})", chunk)
+            for row in rows:
+                event = RecordedEvent(*row)
+                found[event.id] = event
+        return found
+
+    @staticmethod
+    def _versions(tx: Transaction, companies: Iterable[str]) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for chunk in _chunks(companies):
+            # One MAX per company walks the (company, version) index straight to its end;
+            # a GROUP BY would read every entry of every company.
+            values = ", ".join(["(?)"] * len(chunk))
+            rows = tx.fetch(
+                f"WITH wanted(company) AS (VALUES {values}) "
+                "SELECT company, (SELECT MAX(version) FROM events e "
+                "WHERE e.company = wanted.company) FROM wanted",
+                chunk,
+            )
+            versions.update((company, version) for company, version in rows if version)
+        return versions
+
+    @staticmethod
+    def _head(tx: Transaction) -> Head:
+        rows = tx.fetch(HEAD)
+        return Head(*rows[0]) if rows else Head(0)
+
+    async def head(self) -> Head:
+        rows = await self.query(HEAD)
+        return Head(*rows[0]) if rows else Head(0)
+
+    async def last_recorded_by(self, moment: str) -> Head:
+        rows = await self.query(RECORDED_BY, (moment, moment))
+        return Head(*rows[0]) if rows else Head(0)
+
+    async def version_at(self, company: str, position: int) -> int:
+        rows = await self.query(
+            "SELECT version FROM events WHERE company = ? AND position <= ? "
+            "ORDER BY version DESC LIMIT 1",
+            (company, position),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def companies_at(self, position: int) -> list[str]:
+        rows = await self.query(
+            "SELECT DISTINCT company FROM events WHERE position <= ? ORDER BY company",
+            (position,),
+        )
+        return [str(company) for (company,) in rows]
+
+    async def read(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        companies: Sequence[str] = (),
+        types: Sequence[str] = (),
+        until: int | None = None,
+    ) -> list[RecordedEvent]:
+        where = ["position > ?"]
+        params: list[Any] = [after]
+        if until is not None:
+            where.append("position <= ?")
+            params.append(until)
+        if companies:
+            where.append(f"company IN ({marks(companies)})")
+            params.extend(companies)
+        if types:
+            where.append(f"type IN ({marks(types)})")
+            params.extend(types)
+        params.append(limit)
+        sql = f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
+        return [RecordedEvent(*row) for row in await self.query(sql, params)]
+
+    async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        found: list[RecordedEvent] = []
+        wanted = sorted(set(positions))
+        for start in range(0, len(wanted), MAX_VARIABLES):
+            chunk = wanted[start : start + MAX_VARIABLES]
+            rows = await self.query(
+                f"SELECT {COLUMNS} FROM events WHERE position IN ({marks(chunk)}) "
+                "ORDER BY position",
+                chunk,
+            )
+            found.extend(RecordedEvent(*row) for row in rows)
+        return found
+
+    async def get(self, event_id: str) -> RecordedEvent | None:
+        rows = await self.query(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
+        return RecordedEvent(*rows[0]) if rows else None
+
+    async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
+        def work(tx: Transaction) -> None:
+            tx.execute(
+                "INSERT INTO tokens (digest, scope, label, created) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING",
+                (digest, scope, label, timestamp()),
+            )
+
+        await self.run(work)
+
+    async def token_scope(self, digest: str) -> str | None:
+        rows = await self.query("SELECT scope FROM tokens WHERE digest = ?", (digest,))
+        return str(rows[0][0]) if rows else None
+
+    async def count_tokens(self) -> int:
+        rows = await self.query("SELECT COUNT(*) FROM tokens")
+        return int(rows[0][0])

@@ -1,0 +1,58 @@
+"""Schema versions: the log's own tables (log, tokens) carry a version, and forward-only
+migrations bring an older database up to the code's at open. A database whose version is
+newer than the code's is refused. The projections are not versioned: `timeline rebuild`
+recreates them from the log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from events.errors import SchemaMismatch
+from events.store import Transaction, timestamp
+
+# The version of the schema this code writes. 1 is the schema of the releases before versions
+# were kept (a SQLite file with a log and no schema_version table).
+VERSION = 2
+
+VERSION_TABLE = "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
+
+
+@dataclass(frozen=True, slots=True)
+class Migrations:
+    """A backend's schema: `create` makes a fresh database at VERSION; `steps[n]` takes one
+    at version n - 1 to n."""
+
+    create: Sequence[str]
+    steps: Mapping[int, Sequence[str]]
+
+
+def migrate(tx: Transaction, migrations: Migrations, tables: set[str]) -> tuple[int, int]:
+    """Create or migrate the schema in the caller's write transaction, given the tables the
+    database has; returns (the version found, 0 when fresh; the version now)."""
+    if "schema_version" in tables:
+        found = int(tx.fetch("SELECT MAX(version) FROM schema_version")[0][0] or 1)
+    elif "events" in tables:
+        found = 1
+        tx.execute(VERSION_TABLE)
+    else:
+        for statement in (*migrations.create, VERSION_TABLE):
+            tx.execute(statement)
+        _stamp(tx, VERSION)
+        return 0, VERSION
+    if found > VERSION:
+        raise SchemaMismatch(
+            f"the database's schema is version {found}, newer than this version of timeline "
+            f"knows (schema version {VERSION}): run a newer timeline on it"
+        )
+    for version in range(found + 1, VERSION + 1):
+        for statement in migrations.steps[version]:
+            tx.execute(statement)
+        _stamp(tx, version)
+    return found, VERSION
+
+
+def _stamp(tx: Transaction, version: int) -> None:
+    tx.execute(
+        "INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, timestamp())
+    )
