@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import random
@@ -184,10 +185,9 @@ async def single_rate(store: EventStore, rng: random.Random) -> float:
     return TASKS * PER_TASK / elapsed
 
 
-def peer(kind: str, target: str, log_size: int) -> Figures:
-    """One run of the eventsourcing library: kind "postgres" (target a DSN) or "sqlite"
-    (target a file path whose directory holds the temporary database)."""
-    from eventsourcing.application import Application
+@functools.cache
+def company_class() -> type[Any]:
+    """The peer's aggregate (defined once: eventsourcing registers each class by its topic)."""
     from eventsourcing.domain import Aggregate, event
 
     class Company(Aggregate):
@@ -198,7 +198,17 @@ def peer(kind: str, target: str, log_size: int) -> Figures:
         def record(self, data: dict[str, str]) -> None:
             pass
 
-    def company(name: str, facts: int, rng: random.Random) -> Company:
+    return Company
+
+
+def peer(kind: str, target: str, log_size: int) -> Figures:
+    """One run of the eventsourcing library: kind "postgres" (target a DSN) or "sqlite"
+    (target a file path whose directory holds the temporary database)."""
+    from eventsourcing.application import Application
+
+    Company = company_class()
+
+    def company(name: str, facts: int, rng: random.Random) -> Any:
         aggregate = Company(name)  # its creation is one of the pending events
         for n in range(facts - 1):
             aggregate.record(payload(n, rng))
@@ -238,7 +248,7 @@ def peer(kind: str, target: str, log_size: int) -> Figures:
             app.save(aggregate)
         ready = threading.Barrier(TASKS + 1)
 
-        def appender(aggregate: Company) -> None:
+        def appender(aggregate: Any) -> None:
             ready.wait()
             for n in range(PER_TASK):
                 aggregate.record(payload(n, rng))

@@ -12,31 +12,19 @@ import hmac
 import logging
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import aiohttp
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from events.envelope import RecordedEvent
-from events.errors import NotFound, PositionConflict, TimelineError
-from events.store import EventStore, Transaction, timestamp
+from events.errors import PositionConflict, TimelineError
+from events.store import EventStore, timestamp
+from events.subscriptions import Subscriptions, Webhook
 from events.types import Slug
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """CREATE TABLE IF NOT EXISTS webhooks (
-    id        TEXT PRIMARY KEY,
-    url       TEXT NOT NULL,
-    companies TEXT NOT NULL,
-    types     TEXT NOT NULL,
-    secret    TEXT NOT NULL,
-    acked     BIGINT NOT NULL,
-    disabled  TEXT,
-    created   TEXT NOT NULL
-)"""
-COLUMNS = "id, url, companies, types, secret, acked, disabled, created"
 PAGE = 100
 
 
@@ -49,45 +37,6 @@ class WebhookIn(BaseModel):
     company: Annotated[list[Slug], Field(max_length=100)] = []
     type: Annotated[list[str], Field(max_length=20)] = []
     after: Annotated[int, Field(ge=0)] | None = None
-
-
-@dataclass
-class Webhook:
-    id: str
-    url: str
-    companies: list[str]
-    types: list[str]
-    secret: str
-    acked: int
-    disabled: str | None
-    created: str
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Webhook:
-        hook_id, url, companies, types, secret, acked, disabled, created = row
-        return cls(
-            hook_id, url, orjson.loads(companies), orjson.loads(types), secret, acked,
-            disabled, created,
-        )  # fmt: skip
-
-    def public(self, *, with_secret: bool = False) -> dict[str, Any]:
-        shown: dict[str, Any] = {
-            "id": self.id,
-            "url": self.url,
-            "company": self.companies,
-            "type": self.types,
-            "acknowledged": self.acked,
-            "disabled": self.disabled,
-            "created": self.created,
-        }
-        if with_secret:
-            shown["secret"] = self.secret
-        return shown
-
-    def wants(self, event: RecordedEvent) -> bool:
-        return (not self.companies or event.company in self.companies) and (
-            not self.types or event.type in self.types
-        )
 
 
 def sign(secret: str, message_id: str, stamp: int, body: bytes) -> str:
@@ -104,6 +53,7 @@ class Webhooks:
         self, store: EventStore, *, backoff: float = 1.0, max_backoff: float = 300.0
     ) -> None:
         self.store = store
+        self.subscriptions = Subscriptions(store)
         self.backoff, self.max_backoff = backoff, max_backoff
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -111,7 +61,7 @@ class Webhooks:
         self._stopping = False
 
     async def start(self) -> None:
-        await self.store.run(lambda tx: tx.execute(SCHEMA))
+        await self.subscriptions.create_table()
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         for hook in await self.all():
             if hook.disabled is None:
@@ -139,14 +89,10 @@ class Webhooks:
             wake.set()
 
     async def all(self) -> list[Webhook]:
-        rows = await self.store.query(f"SELECT {COLUMNS} FROM webhooks ORDER BY created")
-        return [Webhook.from_row(row) for row in rows]
+        return await self.subscriptions.all()
 
     async def get(self, hook_id: str) -> Webhook:
-        rows = await self.store.query(f"SELECT {COLUMNS} FROM webhooks WHERE id = ?", (hook_id,))
-        if not rows:
-            raise NotFound(f"no webhook {hook_id!r}")
-        return Webhook.from_row(rows[0])
+        return await self.subscriptions.get(hook_id)
 
     async def create(self, spec: WebhookIn) -> Webhook:
         head = (await self.store.head()).position
@@ -164,22 +110,7 @@ class Webhooks:
             created=timestamp(),
         )
 
-        def insert(tx: Transaction) -> None:
-            tx.execute(
-                f"INSERT INTO webhooks ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    hook.id,
-                    hook.url,
-                    orjson.dumps(hook.companies).decode(),
-                    orjson.dumps(hook.types).decode(),
-                    hook.secret,
-                    hook.acked,
-                    None,
-                    hook.created,
-                ),
-            )
-
-        await self.store.run(insert)
+        await self.subscriptions.add(hook)
         self._spawn(hook)
         return hook
 
@@ -190,17 +121,11 @@ class Webhooks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.store.run(lambda tx: tx.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,)))
+        await self.subscriptions.remove(hook_id)
 
     def _spawn(self, hook: Webhook) -> None:
         self._wake[hook.id] = asyncio.Event()
         self._tasks[hook.id] = asyncio.create_task(self._deliver(hook), name=f"webhook {hook.id}")
-
-    async def _ack(self, hook: Webhook, position: int) -> None:
-        hook.acked = position
-        await self.store.run(
-            lambda tx: tx.execute("UPDATE webhooks SET acked = ? WHERE id = ?", (position, hook.id))
-        )
 
     async def _deliver(self, hook: Webhook) -> None:
         wake = self._wake[hook.id]
@@ -218,11 +143,13 @@ class Webhooks:
                 for event in page:
                     if self._stopping or not await self._post(hook, event):
                         return  # stopping, or disabled
-                    await self._ack(hook, event.position)
+                    await self.subscriptions.acknowledge(hook, event.position)
                 if len(page) == PAGE:
                     continue
                 if head > hook.acked:
-                    await self._ack(hook, head)  # the rest up to the head did not match
+                    await self.subscriptions.acknowledge(
+                        hook, head
+                    )  # the rest up to the head did not match
             except TimelineError:
                 log.exception("webhook %s: the store failed; retrying", hook.id)
                 await asyncio.sleep(self.backoff)
@@ -247,7 +174,7 @@ class Webhooks:
                     if 200 <= response.status < 300:
                         return True
                     if response.status == 410:
-                        await self._disable(hook, "the receiver answered 410 Gone")
+                        await self.subscriptions.disable(hook, "the receiver answered 410 Gone")
                         return False
                     retry_after = _seconds(response.headers.get("Retry-After"))
                     log.info(
@@ -259,14 +186,6 @@ class Webhooks:
                 return False
             await asyncio.sleep(retry_after if retry_after is not None else delay)
             delay = min(delay * 2, self.max_backoff)
-
-    async def _disable(self, hook: Webhook, reason: str) -> None:
-        hook.disabled = reason
-        await self.store.run(
-            lambda tx: tx.execute(
-                "UPDATE webhooks SET disabled = ? WHERE id = ?", (reason, hook.id)
-            )
-        )
 
 
 def _seconds(raw: str | None) -> float | None:

@@ -1,0 +1,128 @@
+"""Webhook subscriptions and their delivery cursors: the `webhooks` table and its SQL,
+behind the store. Delivery itself (HTTP, signing, retries) is timeline/webhooks.py's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from events.envelope import RecordedEvent
+from events.errors import NotFound
+from events.store import EventStore, Transaction
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS webhooks (
+    id        TEXT PRIMARY KEY,
+    url       TEXT NOT NULL,
+    companies TEXT NOT NULL,
+    types     TEXT NOT NULL,
+    secret    TEXT NOT NULL,
+    acked     BIGINT NOT NULL,
+    disabled  TEXT,
+    created   TEXT NOT NULL
+)"""
+_COLUMNS = "id, url, companies, types, secret, acked, disabled, created"
+
+
+@dataclass
+class Webhook:
+    """A subscription: where to POST which events, and the last position acknowledged."""
+
+    id: str
+    url: str
+    companies: list[str]
+    types: list[str]
+    secret: str
+    acked: int
+    disabled: str | None
+    created: str
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> Webhook:
+        hook_id, url, companies, types, secret, acked, disabled, created = row
+        return cls(
+            id=hook_id,
+            url=url,
+            companies=orjson.loads(companies),
+            types=orjson.loads(types),
+            secret=secret,
+            acked=acked,
+            disabled=disabled,
+            created=created,
+        )
+
+    def public(self, *, with_secret: bool = False) -> dict[str, Any]:
+        shown: dict[str, Any] = {
+            "id": self.id,
+            "url": self.url,
+            "company": self.companies,
+            "type": self.types,
+            "acknowledged": self.acked,
+            "disabled": self.disabled,
+            "created": self.created,
+        }
+        if with_secret:
+            shown["secret"] = self.secret
+        return shown
+
+    def wants(self, event: RecordedEvent) -> bool:
+        return (not self.companies or event.company in self.companies) and (
+            not self.types or event.type in self.types
+        )
+
+
+class Subscriptions:
+    """The stored webhooks of one store."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    async def create_table(self) -> None:
+        await self.store.run(lambda tx: tx.execute(_SCHEMA))
+
+    async def all(self) -> list[Webhook]:
+        rows = await self.store.query(f"SELECT {_COLUMNS} FROM webhooks ORDER BY created, id")
+        return [Webhook._from_row(row) for row in rows]
+
+    async def get(self, hook_id: str) -> Webhook:
+        rows = await self.store.query(f"SELECT {_COLUMNS} FROM webhooks WHERE id = ?", (hook_id,))
+        if not rows:
+            raise NotFound(f"no webhook {hook_id!r}")
+        return Webhook._from_row(rows[0])
+
+    async def add(self, hook: Webhook) -> None:
+        values = (
+            hook.id,
+            hook.url,
+            orjson.dumps(hook.companies).decode(),
+            orjson.dumps(hook.types).decode(),
+            hook.secret,
+            hook.acked,
+            hook.disabled,
+            hook.created,
+        )
+
+        def insert(tx: Transaction) -> None:
+            tx.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+        await self.store.run(insert)
+
+    async def remove(self, hook_id: str) -> None:
+        await self.store.run(lambda tx: tx.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,)))
+
+    async def acknowledge(self, hook: Webhook, position: int) -> None:
+        """Record that every event the hook wants up to `position` was delivered."""
+        hook.acked = position
+        await self.store.run(
+            lambda tx: tx.execute("UPDATE webhooks SET acked = ? WHERE id = ?", (position, hook.id))
+        )
+
+    async def disable(self, hook: Webhook, reason: str) -> None:
+        hook.disabled = reason
+        await self.store.run(
+            lambda tx: tx.execute(
+                "UPDATE webhooks SET disabled = ? WHERE id = ?", (reason, hook.id)
+            )
+        )
