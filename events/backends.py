@@ -8,6 +8,7 @@ from events.sqlite import SQLiteEventStore, Synchronous
 from events.store import EventStore, Projection
 
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def sqlite_path(url: str) -> str:
@@ -17,14 +18,32 @@ def sqlite_path(url: str) -> str:
     return url[len(SQLITE_PREFIX) :]
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError, saying what is expected, unless `url` names a database we open."""
+    if url.startswith("sqlite:"):
+        sqlite_path(url)
+    elif not is_postgres(url):
+        raise ValueError(
+            f"unsupported database URL {url!r}: use sqlite:///path.db or "
+            "postgresql://user@host:port/database"
+        )
+
+
 async def open_store(
     url: str, *, synchronous: Synchronous = "FULL", projections: Sequence[Projection] = ()
 ) -> EventStore:
-    """Open (creating if needed) the store a URL names, with the projections it keeps."""
-    if url.startswith("sqlite:"):
-        return await SQLiteEventStore.open(
-            sqlite_path(url), synchronous=synchronous, projections=projections
-        )
-    if url.startswith(("postgresql:", "postgres:")):
-        raise ValueError("the PostgreSQL backend is not available in this version; use sqlite:///")
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path.db")
+    """Open (creating if needed) the store a URL names, with the projections it keeps.
+    `synchronous` is SQLite's durability setting (PostgreSQL's is the server's own)."""
+    check_url(url)
+    if is_postgres(url):
+        # Imported here: only a deployment on PostgreSQL loads its driver.
+        from events.postgres import PostgresEventStore
+
+        return await PostgresEventStore.open(url, projections=projections)
+    return await SQLiteEventStore.open(
+        sqlite_path(url), synchronous=synchronous, projections=projections
+    )

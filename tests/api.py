@@ -36,10 +36,10 @@ class Api:
         return (await response.json())["events"]
 
 
-async def make_api(aiohttp_client: AiohttpClient, tmp_path: Path, **settings: Any) -> Api:
-    app = create_app(
-        Settings(db=f"sqlite:///{tmp_path / 'api.db'}", bootstrap_token=ADMIN, **settings)
-    )
+async def make_api(aiohttp_client: AiohttpClient, db: str | Path, **settings: Any) -> Api:
+    """A server on the database URL `db` (or a new SQLite file in the directory `db`)."""
+    url = db if isinstance(db, str) else f"sqlite:///{db / 'api.db'}"
+    app = create_app(Settings(db=url, bootstrap_token=ADMIN, **settings))
     client = await aiohttp_client(app)
     store = app[STORE]
     tokens = {"admin": ADMIN}

@@ -1,15 +1,30 @@
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
 
 from tests.api import AiohttpClient, Api, make_api
+from tests.databases import Database, backend_params, fresh
 
 # `pytest --hypothesis-profile=no-shrink` reports the first failing example at once.
 settings.register_profile("no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
+@pytest.fixture(params=backend_params())
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Each backend in turn: a test that takes it runs once per backend."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def api(aiohttp_client: AiohttpClient, tmp_path: Path) -> Api:
-    """A real server on a fresh database, with tokens of each scope."""
-    return await make_api(aiohttp_client, tmp_path)
+def database(backend_name: str, tmp_path: Path) -> Iterator[Database]:
+    """A fresh database of each backend."""
+    with fresh(backend_name, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+async def api(aiohttp_client: AiohttpClient, database: Database) -> Api:
+    """A real server on a fresh database of each backend, with tokens of each scope."""
+    return await make_api(aiohttp_client, database.url)

@@ -1,4 +1,5 @@
-"""The EventStore contract. Every backend joins by adding one entry to BACKENDS."""
+"""The EventStore contract, run against every backend (tests/databases.py: PostgreSQL joins
+when TIMELINE_TEST_PG_DSN is set)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import asyncio
 import random
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from events.backends import open_store
 from events.envelope import GENESIS, RecordedEvent, chain
 from events.errors import (
     IdConflict,
@@ -21,10 +23,10 @@ from events.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from events.sqlite import SQLiteEventStore
 from events.store import EventStore
 from events.writer import GroupWriter
 from projections.rebuild import projections, rebuild
+from tests.databases import Database, fresh
 from tests.factories import batch, event_in, history, new
 
 
@@ -34,19 +36,27 @@ class Backend:
     run SQL past the store, change a byte of a stored entry behind its back, and make the
     database itself fail inserts for one company."""
 
-    open: Callable[[], Awaitable[EventStore]]
-    raw_sql: Callable[[str], None]
-    tamper: Callable[[int], None]
-    poison: Callable[[str], None]
+    database: Database
 
+    async def open(self) -> EventStore:
+        return await open_store(self.database.url, projections=projections())
 
-def _sqlite(path: Path) -> Backend:
-    def raw_sql(sql: str) -> None:
-        with sqlite3.connect(path) as db:
-            db.execute(sql)
+    def raw_sql(self, sql: str) -> None:
+        self.database.sql(sql)
 
-    def tamper(position: int) -> None:
-        # Change one byte of the entry's data in the database file itself.
+    def tamper(self, position: int) -> None:
+        """Change one byte of the entry's data where the database keeps it."""
+        if self.database.path is None:
+            # Past the append-only triggers, as a superuser (or the disk) could.
+            self.raw_sql(
+                "DO $$ BEGIN SET LOCAL session_replication_role = replica; "
+                "UPDATE events SET data = overlay(data placing chr(ascii(substr(data, "
+                'strpos(data, \'"model":"\') + 9, 1)) # 1) '
+                'from strpos(data, \'"model":"\') + 9 for 1) '
+                f"WHERE position = {position}; END $$"
+            )
+            return
+        path = self.database.path
         with sqlite3.connect(path) as db:
             hi, data = db.execute(
                 "SELECT hi, data FROM events WHERE position = ?", (position,)
@@ -60,28 +70,27 @@ def _sqlite(path: Path) -> Backend:
         flipped = bytes([raw[offset] ^ 0x01])
         path.write_bytes(raw[:offset] + flipped + raw[offset + 1 :])
 
-    def poison(company: str) -> None:
-        raw_sql(
-            f"CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.company = '{company}' "
-            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+    def poison(self, company: str) -> None:
+        """From now on, the database refuses to insert an entry of `company`."""
+        if self.database.path is not None:
+            self.raw_sql(
+                f"CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.company = '{company}' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            )
+            return
+        self.raw_sql(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.company = '{company}' THEN RAISE EXCEPTION 'poisoned'; END IF; "
+            "RETURN NEW; END $$"
         )
-
-    return Backend(
-        lambda: SQLiteEventStore.open(path, projections=projections()), raw_sql, tamper, poison
-    )
-
-
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+        self.raw_sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
 
 
 @pytest.fixture
-def backend(backend_name: str, tmp_path: Path) -> Backend:
-    return BACKENDS[backend_name](tmp_path / "log.db")
+def backend(database: Database) -> Backend:
+    return Backend(database)
 
 
 @pytest.fixture
@@ -94,9 +103,10 @@ async def store(backend: Backend) -> AsyncIterator[EventStore]:
 @pytest.fixture
 async def empty(backend_name: str, tmp_path: Path) -> AsyncIterator[EventStore]:
     """A second store of the same backend, on an empty database of its own."""
-    opened = await BACKENDS[backend_name](tmp_path / "restored.db").open()
-    yield opened
-    await opened.close()
+    with fresh(backend_name, tmp_path) as other:
+        opened = await Backend(other).open()
+        yield opened
+        await opened.close()
 
 
 async def test_empty_log(store: EventStore) -> None:
@@ -397,10 +407,7 @@ async def test_what_a_store_remembers_between_groups_follows_other_writers(
     with pytest.raises(VersionConflict) as caught:
         await b.append([new(company="baidu", expected_version=3)])
     assert caught.value.extra["current_version"] == 4
-    backend.raw_sql(
-        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.company = 'meituan' "
-        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
-    )
+    backend.poison("meituan")
     with pytest.raises(StoreError):  # planned and folded, then rolled back
         await a.append([new(company="baidu"), new(company="meituan")])
     after = await a.append([new(company="baidu", expected_version=4)])

@@ -1,0 +1,245 @@
+"""PostgresEventStore: the log on PostgreSQL, through psycopg 3.
+
+Writes run on one thread of their own with a sync connection, as on SQLite: a whole group
+commit (BEGIN, LOCK TABLE, lookups, planning, COPY, projections, COMMIT) is one call to that
+thread. Reads go through a pool of async connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from events import schema
+from events.appender import LogStore, LogTransaction
+from events.errors import StoreError
+from events.store import Projection, Transaction
+
+# The log's own tables at schema.VERSION. Text that is compared or ordered is COLLATE "C"
+# (byte order, as SQLite's BINARY), whatever the database's default collation is.
+SCHEMA = (
+    """CREATE TABLE events (
+    position   BIGINT PRIMARY KEY,
+    id         TEXT COLLATE "C" NOT NULL UNIQUE,
+    company    TEXT COLLATE "C" NOT NULL,
+    version    BIGINT NOT NULL,
+    type       TEXT COLLATE "C" NOT NULL,
+    occurred   TEXT NOT NULL,
+    lo         TEXT COLLATE "C" NOT NULL,
+    hi         TEXT COLLATE "C" NOT NULL,
+    data       TEXT NOT NULL,
+    source     TEXT,
+    confidence TEXT NOT NULL,
+    recorded   TEXT COLLATE "C" NOT NULL,
+    hash       TEXT NOT NULL,
+    UNIQUE (company, version)
+)""",
+    """CREATE FUNCTION timeline_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the event log is append-only: % refused', TG_OP;
+END
+$$""",
+    """CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
+FOR EACH ROW EXECUTE FUNCTION timeline_append_only()""",
+    """CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+FOR EACH STATEMENT EXECUTE FUNCTION timeline_append_only()""",
+    """CREATE TABLE tokens (
+    digest  TEXT COLLATE "C" PRIMARY KEY,
+    scope   TEXT NOT NULL,
+    label   TEXT,
+    created TEXT NOT NULL
+)""",
+)
+MIGRATIONS = schema.Migrations(create=SCHEMA, steps={})
+
+# Appends are serialized by this lock, taken first in every write transaction: an entry's
+# position is head + 1 when its transaction plans it, so positions are gapless, and with the
+# lock held to the commit, commit order is position order (a reader never sees position n + 1
+# committed before n). EXCLUSIVE blocks other writers, not readers.
+LOCK = "LOCK TABLE events IN EXCLUSIVE MODE"
+# The schema is created or migrated under this lock: the log's table may not exist yet.
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7400211)"
+TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+# PostgreSQL binds at most 65535 parameters per statement.
+MAX_PARAMETERS = 65_000
+READERS = 8
+T = TypeVar("T")
+
+_TEXT_COLUMN = re.compile(r"\bTEXT\b(?! COLLATE)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _translated(sql: str) -> str:
+    """The one place where the SQL both backends speak becomes PostgreSQL's: `?` placeholders
+    become psycopg's `%s` (a literal `%` is doubled), and the text columns of a table created
+    compare in byte order (COLLATE "C"), so that every ordering is SQLite's."""
+    sql = sql.replace("%", "%%").replace("?", "%s")
+    if sql.lstrip().upper().startswith("CREATE TABLE"):
+        sql = _TEXT_COLUMN.sub('TEXT COLLATE "C"', sql)
+    return sql
+
+
+def _refused(exc: psycopg.Error) -> StoreError:
+    # Driver errors become domain errors here and only here.
+    return StoreError(f"the database refused the operation ({type(exc).__name__})")
+
+
+@asynccontextmanager
+async def _translating() -> AsyncIterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise _refused(exc) from exc
+
+
+class _Tx(LogTransaction):
+    """A Transaction on the writer's own connection, on the writer's thread."""
+
+    def __init__(self, db: psycopg.Connection[Any]) -> None:
+        self._cursor = db.cursor()
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(_translated(sql), params)
+        return self._cursor.fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(_translated(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(_translated(sql), list(rows))
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert_on: str | None = None,
+    ) -> None:
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if upsert_on is None:
+            # COPY streams the rows in one statement: no parameters to bind, no plan per row.
+            with self._cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        per_statement = max(1, MAX_PARAMETERS // len(columns))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            self._cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(chunk))} "
+                f"ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}",
+                [value for row in chunk for value in row],
+            )
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True)
+
+
+def _create(url: str, projections: Sequence[Projection]) -> psycopg.Connection[Any]:
+    db = _connect(url)
+    try:
+        with db.transaction():
+            tx = _Tx(db)
+            tx.execute(SCHEMA_LOCK)
+            schema.migrate(tx, MIGRATIONS, {name for (name,) in tx.fetch(TABLES)})
+            for projection in projections:
+                for statement in (*projection.schema(), *projection.indexes()):
+                    tx.execute(statement)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class PostgresEventStore(LogStore):
+    """The log in a PostgreSQL database (the schema first on the URL's search_path).
+
+    Many stores, in many processes, may share one database: each write transaction takes the
+    log's table lock first, so they append one at a time, and what a store remembers between
+    groups is checked against the head it finds (see LogStore)."""
+
+    def __init__(
+        self,
+        url: str,
+        writer: psycopg.Connection[Any],
+        thread: ThreadPoolExecutor,
+        readers: AsyncConnectionPool,
+        projections: Sequence[Projection],
+    ) -> None:
+        super().__init__(projections)
+        self._url = url
+        self._writer = writer
+        self._thread = thread
+        self._readers = readers
+
+    @classmethod
+    async def open(
+        cls, url: str, *, projections: Sequence[Projection] = (), readers: int = READERS
+    ) -> PostgresEventStore:
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            async with _translating():
+                writer = await loop.run_in_executor(thread, _create, url, projections)
+                pool = AsyncConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=readers,
+                    kwargs={"autocommit": True},
+                    open=False,
+                    name="timeline-readers",
+                )
+                try:
+                    await pool.open(wait=True, timeout=10)
+                except BaseException:
+                    await pool.close()
+                    await loop.run_in_executor(thread, writer.close)
+                    raise
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(url, writer, thread, pool, projections)
+
+    async def close(self) -> None:
+        await self._readers.close()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
+        self._thread.shutdown(wait=True)
+
+    def _transaction(self, work: Callable[[Transaction], T]) -> concurrent.futures.Future[T]:
+        return self._thread.submit(self._in_transaction, work)
+
+    def _in_transaction(self, work: Callable[[Transaction], T]) -> T:
+        try:
+            if self._writer.closed or self._writer.broken:
+                # The server restarted or the connection dropped: the next write reconnects.
+                self._writer = _connect(self._url)
+            try:
+                with self._writer.transaction():
+                    tx = _Tx(self._writer)
+                    tx.execute(LOCK)
+                    return work(tx)
+            except BaseException:
+                self._rolled_back()
+                raise
+        except psycopg.Error as exc:
+            raise _refused(exc) from exc
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with _translating(), self._readers.connection() as db:
+            cursor = await db.execute(_translated(sql), params)
+            return await cursor.fetchall()
