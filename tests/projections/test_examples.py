@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.api import AiohttpClient, Api, make_api
+from tests.databases import Database
 from tests.factories import event_in
 
 LETTER = event_in(
@@ -38,8 +38,8 @@ DIDI = event_in(
 
 
 @pytest.fixture
-async def seeded(aiohttp_client: AiohttpClient, tmp_path: Path) -> Api:
-    api = await make_api(aiohttp_client, tmp_path)
+async def seeded(aiohttp_client: AiohttpClient, database: Database) -> Api:
+    api = await make_api(aiohttp_client, database.url)
     await api.append({"events": [LETTER, TEAM, DIDI]})
     return api
 

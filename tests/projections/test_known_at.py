@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from events.sqlite import SQLiteEventStore
+from events.backends import open_store
 from projections.rebuild import projections
 from projections.state import KnownAt, resolve
+from tests.databases import Database
 from tests.factories import batch, event_in
 
 
@@ -15,8 +15,8 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-async def test_a_time_resolves_to_the_last_position_recorded_by_then(tmp_path: Path) -> None:
-    store = await SQLiteEventStore.open(tmp_path / "log.db", projections=projections())
+async def test_a_time_resolves_to_the_last_position_recorded_by_then(database: Database) -> None:
+    store = await open_store(database.url, projections=projections())
     try:
         assert await resolve(store, datetime(2001, 1, 1, tzinfo=UTC)) == KnownAt(0, None)
         # Groups of 1 to 7 entries: the entries of one group share their `recorded` time.

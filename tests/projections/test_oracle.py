@@ -5,17 +5,17 @@ as-of dates and known-at positions, before and after a rebuild."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from datetime import date
-from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections import reference
 from projections.rebuild import projections, rebuild
+from tests.databases import backend_params, fresh
 from tests.factories import event_in
 from timeline.app import create_app
 from timeline.config import Settings
@@ -117,10 +117,9 @@ def strip(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k not in ("as_of", "known_at")}
 
 
-async def check(plan: list[Op], queries: list[tuple[date, int, int]]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        db = f"sqlite:///{Path(folder) / 'oracle.db'}"
-        app = create_app(Settings(db=db, bootstrap_token=TOKEN))
+async def check(backend: str, plan: list[Op], queries: list[tuple[date, int, int]]) -> None:
+    with fresh(backend) as database:
+        app = create_app(Settings(db=database.url, bootstrap_token=TOKEN))
         async with TestClient(TestServer(app)) as client:
             headers = {"Authorization": f"Bearer {TOKEN}"}
             for batch in build_log(plan):
@@ -233,6 +232,7 @@ async def compare(
     return answers
 
 
+@pytest.mark.parametrize("backend", backend_params())
 @settings(
     max_examples=12,
     deadline=None,
@@ -255,6 +255,6 @@ async def compare(
     ),
 )
 def test_http_answers_equal_the_oracle(
-    plan: list[Op], queries: list[tuple[date, int, int]]
+    backend: str, plan: list[Op], queries: list[tuple[date, int, int]]
 ) -> None:
-    asyncio.run(check(plan, queries))
+    asyncio.run(check(backend, plan, queries))

@@ -6,7 +6,6 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from httpx_sse import aconnect_sse
 
 from events.envelope import RecordedEvent
+from tests.databases import Database
 from tests.factories import event_in
 from timeline.app import create_app
 from timeline.config import Settings
@@ -39,18 +39,16 @@ class Live:
         return events
 
 
-async def start(tmp_path: Path, **settings: Any) -> Live:
-    app = create_app(
-        Settings(db=f"sqlite:///{tmp_path / 'feed.db'}", bootstrap_token=TOKEN, **settings)
-    )
+async def start(database: Database, **settings: Any) -> Live:
+    app = create_app(Settings(db=database.url, bootstrap_token=TOKEN, **settings))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return Live(server, httpx.AsyncClient(timeout=30))
 
 
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    running = await start(tmp_path)
+async def live(database: Database) -> AsyncIterator[Live]:
+    running = await start(database)
     yield running
     await running.http.aclose()
     await running.server.close()
@@ -118,8 +116,8 @@ async def test_twenty_subscribers_resume_without_gap_or_duplicate(live: Live) ->
         assert seen == expected
 
 
-async def test_a_slow_reader_is_cut_off_and_resumes(tmp_path: Path) -> None:
-    live = await start(tmp_path, feed_queue_size=2)
+async def test_a_slow_reader_is_cut_off_and_resumes(database: Database) -> None:
+    live = await start(database, feed_queue_size=2)
     try:
         big = "x" * 19_000
         async with live.http.stream("GET", live.base + "/v1/stream?after=0") as stalled:
@@ -164,8 +162,8 @@ async def test_a_slow_reader_is_cut_off_and_resumes(tmp_path: Path) -> None:
         await live.server.close()
 
 
-async def test_shutdown_with_open_streams_finishes_cleanly(tmp_path: Path) -> None:
-    live = await start(tmp_path)
+async def test_shutdown_with_open_streams_finishes_cleanly(database: Database) -> None:
+    live = await start(database)
     await live.append(event_in(company="baidu"))
     started = [asyncio.Event() for _ in range(5)]
 
@@ -187,8 +185,8 @@ async def test_shutdown_with_open_streams_finishes_cleanly(tmp_path: Path) -> No
     await live.http.aclose()
 
 
-async def test_headers_retry_ping_and_included_state(tmp_path: Path) -> None:
-    live = await start(tmp_path, feed_ping_seconds=0.2)
+async def test_headers_retry_ping_and_included_state(database: Database) -> None:
+    live = await start(database, feed_ping_seconds=0.2)
     try:
         (first,) = await live.append(event_in(company="tencent", occurred="2023-05-01"))
         async with live.http.stream("GET", live.base + "/v1/stream?after=0&include=state") as r:

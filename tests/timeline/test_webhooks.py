@@ -7,13 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.databases import Database
 from tests.factories import event_in
 from timeline.app import create_app
 from timeline.config import Settings
@@ -57,10 +57,10 @@ class Receiver:
         return web.Response(status=204)
 
 
-async def serve(tmp_path: Path) -> TestServer:
+async def serve(database: Database) -> TestServer:
     app = create_app(
         Settings(
-            db=f"sqlite:///{tmp_path / 'hooks.db'}",
+            db=database.url,
             bootstrap_token=TOKEN,
             webhook_backoff_seconds=0.05,
         )
@@ -70,13 +70,13 @@ async def serve(tmp_path: Path) -> TestServer:
     return server
 
 
-async def test_retried_signed_in_order_once_each_across_a_restart(tmp_path: Path) -> None:
+async def test_retried_signed_in_order_once_each_across_a_restart(database: Database) -> None:
     receiver = Receiver(failures=4)
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     target = TestServer(app, host="127.0.0.1")
     await target.start_server()
-    server = await serve(tmp_path)
+    server = await serve(database)
     http = httpx.AsyncClient(timeout=30)
     try:
         base = f"http://127.0.0.1:{server.port}"
@@ -102,7 +102,7 @@ async def test_retried_signed_in_order_once_each_across_a_restart(tmp_path: Path
             await asyncio.wait_for(receiver.arrived.wait(), 30)
         await server.close()  # mid-delivery: some events are still waiting
 
-        server = await serve(tmp_path)
+        server = await serve(database)
         base = f"http://127.0.0.1:{server.port}"
         for _ in range(5):
             response = await http.post(
@@ -133,12 +133,12 @@ async def test_retried_signed_in_order_once_each_across_a_restart(tmp_path: Path
         await target.close()
 
 
-async def test_410_disables_and_bad_requests_are_refused(tmp_path: Path) -> None:
+async def test_410_disables_and_bad_requests_are_refused(database: Database) -> None:
     app = web.Application()
     app.router.add_post("/gone", _gone)
     target = TestServer(app, host="127.0.0.1")
     await target.start_server()
-    server = await serve(tmp_path)
+    server = await serve(database)
     http = httpx.AsyncClient(timeout=30)
     try:
         base = f"http://127.0.0.1:{server.port}"
