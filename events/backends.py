@@ -34,16 +34,21 @@ def check_url(url: str) -> None:
 
 
 async def open_store(
-    url: str, *, synchronous: Synchronous = "FULL", projections: Sequence[Projection] = ()
+    url: str,
+    *,
+    synchronous: Synchronous = "FULL",
+    projections: Sequence[Projection] = (),
+    create: bool = True,
 ) -> EventStore:
-    """Open (creating if needed) the store a URL names, with the projections it keeps.
-    `synchronous` is SQLite's durability setting (PostgreSQL's is the server's own)."""
+    """Open the store a URL names, with the projections it keeps; a database without a log
+    gets one unless `create` is false (then it is NotFound). `synchronous` is SQLite's
+    durability setting (PostgreSQL's is the server's own)."""
     check_url(url)
     if is_postgres(url):
         # Imported here: only a deployment on PostgreSQL loads its driver.
         from events.postgres import PostgresEventStore
 
-        return await PostgresEventStore.open(url, projections=projections)
+        return await PostgresEventStore.open(url, projections=projections, create=create)
     return await SQLiteEventStore.open(
-        sqlite_path(url), synchronous=synchronous, projections=projections
+        sqlite_path(url), synchronous=synchronous, projections=projections, create=create
     )

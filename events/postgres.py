@@ -150,13 +150,19 @@ def _connect(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, autocommit=True)
 
 
-def _create(url: str, projections: Sequence[Projection]) -> psycopg.Connection[Any]:
-    db = _connect(url)
+def _create(url: str, projections: Sequence[Projection], create: bool) -> psycopg.Connection[Any]:
+    try:
+        db = _connect(url)
+    except psycopg.OperationalError as exc:
+        # Said to the operator at start-up: the driver's reason (host, port; no password).
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"cannot connect to PostgreSQL: {reason}") from exc
     try:
         with db.transaction():
             tx = _Tx(db)
             tx.execute(SCHEMA_LOCK)
-            schema.migrate(tx, MIGRATIONS, {name for (name,) in tx.fetch(TABLES)})
+            tables = {name for (name,) in tx.fetch(TABLES)}
+            schema.migrate(tx, MIGRATIONS, tables, create=create)
             for projection in projections:
                 for statement in (*projection.schema(), *projection.indexes()):
                     tx.execute(statement)
@@ -189,13 +195,20 @@ class PostgresEventStore(LogStore):
 
     @classmethod
     async def open(
-        cls, url: str, *, projections: Sequence[Projection] = (), readers: int = READERS
+        cls,
+        url: str,
+        *,
+        projections: Sequence[Projection] = (),
+        readers: int = READERS,
+        create: bool = True,
     ) -> PostgresEventStore:
+        """Open the log in the database at `url`, creating its tables (unless `create` is
+        false) or migrating them."""
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-writer")
         loop = asyncio.get_running_loop()
         try:
             async with _translating():
-                writer = await loop.run_in_executor(thread, _create, url, projections)
+                writer = await loop.run_in_executor(thread, _create, url, projections, create)
                 pool = AsyncConnectionPool(
                     url,
                     min_size=1,

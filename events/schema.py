@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from events.errors import SchemaMismatch
+from events.errors import NotFound, SchemaMismatch
 from events.store import Transaction, timestamp
 
 # The version of the schema this code writes. 1 is the schema of the releases before versions
@@ -27,14 +27,19 @@ class Migrations:
     steps: Mapping[int, Sequence[str]]
 
 
-def migrate(tx: Transaction, migrations: Migrations, tables: set[str]) -> tuple[int, int]:
-    """Create or migrate the schema in the caller's write transaction, given the tables the
-    database has; returns (the version found, 0 when fresh; the version now)."""
+def migrate(
+    tx: Transaction, migrations: Migrations, tables: set[str], *, create: bool = True
+) -> tuple[int, int]:
+    """Create (unless told not to) or migrate the schema in the caller's write transaction,
+    given the tables the database has; returns (the version found, 0 when fresh; the version
+    now)."""
     if "schema_version" in tables:
         found = int(tx.fetch("SELECT MAX(version) FROM schema_version")[0][0] or 1)
     elif "events" in tables:
         found = 1
         tx.execute(VERSION_TABLE)
+    elif not create:
+        raise NotFound("the database holds no log (it has no `events` table)")
     else:
         for statement in (*migrations.create, VERSION_TABLE):
             tx.execute(statement)

@@ -131,7 +131,9 @@ class _Tx(LogTransaction):
             self._db.execute(head + ", ".join([one] * len(chunk)) + tail, params)
 
 
-def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projection]) -> Any:
+def _connect(
+    path: str, synchronous: Synchronous, projections: Sequence[Projection], create: bool
+) -> Any:
     # Multi-row INSERTs have one statement per row count: keep them all prepared.
     db = sqlite3.connect(path, isolation_level=None, cached_statements=1024)
     try:
@@ -148,7 +150,7 @@ def _connect(path: str, synchronous: Synchronous, projections: Sequence[Projecti
         tables = {
             name for (name,) in tx.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-        schema.migrate(tx, MIGRATIONS, tables)
+        schema.migrate(tx, MIGRATIONS, tables, create=create)
         for projection in projections:
             for statement in (*projection.schema(), *projection.indexes()):
                 tx.execute(statement)
@@ -251,7 +253,10 @@ class SQLiteEventStore(LogStore):
         synchronous: Synchronous = "FULL",
         projections: Sequence[Projection] = (),
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        create: bool = True,
     ) -> SQLiteEventStore:
+        """Open the log at `path`, creating it (unless `create` is false) or migrating its
+        schema."""
         target = str(path)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +265,7 @@ class SQLiteEventStore(LogStore):
         try:
             async with _translated():
                 writer = await loop.run_in_executor(
-                    thread, _connect, target, synchronous, projections
+                    thread, _connect, target, synchronous, projections, create
                 )
                 reader = await aiosqlite.connect(target, isolation_level=None)
                 await reader.execute("PRAGMA busy_timeout = 10000")

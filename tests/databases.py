@@ -21,14 +21,7 @@ BACKENDS = ("sqlite", "postgres")
 
 def backend_params() -> list[object]:
     """One pytest param per backend, PostgreSQL skipped (or failed, in CI) without a DSN."""
-    missing = PG_DSN is None and os.environ.get("CI") != "true"
-    return [
-        pytest.param("sqlite"),
-        pytest.param(
-            "postgres",
-            marks=pytest.mark.skipif(missing, reason="TIMELINE_TEST_PG_DSN is not set"),
-        ),
-    ]
+    return [pytest.param("sqlite"), pytest.param("postgres", marks=needs_postgres)]
 
 
 def _pg_dsn() -> str:
@@ -89,3 +82,8 @@ def fresh(backend: str, directory: Path | None = None) -> Iterator[Database]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as db:
             db.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+needs_postgres = pytest.mark.skipif(
+    PG_DSN is None and os.environ.get("CI") != "true", reason="TIMELINE_TEST_PG_DSN is not set"
+)

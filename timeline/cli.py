@@ -1,4 +1,4 @@
-"""The `timeline` command: serve, verify, rebuild, import, export, token create."""
+"""The `timeline` command: serve, verify, rebuild, import, export, copy, token create."""
 
 from __future__ import annotations
 
@@ -34,25 +34,29 @@ from projections.rebuild import projections, rebuild
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
-from timeline.transfer import FORMATS, Format, Importer, export
+from timeline.transfer import FORMATS, Format, Importer, copy, export
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "big-models-2023.ndjson"
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    overrides = {"db": args.db, **extra}
+    overrides = {"db": getattr(args, "db", None), **extra}
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
 async def _open(settings: Settings, *, create: bool = True) -> EventStore:
-    """The store; with create=False, a database that does not exist is an error, not a new,
+    """The store; with create=False, a database that holds no log is an error, not a new,
     empty one (a mistyped --db must not export or verify nothing and succeed)."""
-    if not create and settings.db.startswith("sqlite:"):
-        path = sqlite_path(settings.db)
+    return await _open_url(settings.db, settings, create=create)
+
+
+async def _open_url(url: str, settings: Settings, *, create: bool = True) -> EventStore:
+    if not create and url.startswith("sqlite:"):
+        path = sqlite_path(url)
         if path != ":memory:" and not Path(path).is_file():  # noqa: ASYNC240 (at start-up)
-            raise FileNotFoundError(f"no database at {path} (--db {settings.db})")
+            raise FileNotFoundError(f"no database at {path} (--db {url})")
     return await open_store(
-        settings.db, synchronous=settings.sqlite_synchronous, projections=projections()
+        url, synchronous=settings.sqlite_synchronous, projections=projections(), create=create
     )
 
 
@@ -255,6 +259,50 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _copy(settings: Settings, source_url: str, target_url: str, batch: int) -> int:
+    source = await _open_url(source_url, settings, create=False)
+    try:
+        target = await _open_url(target_url, settings)
+        try:
+            total = (await source.head()).position
+            started = time.perf_counter()
+            with _bar("copying", MofNCompleteColumn()) as bar:
+                task = bar.add_task("copy", total=total)
+                copied = await copy(
+                    source,
+                    target,
+                    batch=batch,
+                    progress=lambda done: bar.update(task, completed=done),
+                )
+            elapsed = time.perf_counter() - started
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    if copied.source != copied.target:
+        print(
+            f"timeline copy: the digests differ: the source's head is position "
+            f"{copied.source.position} ({copied.source.hash}), the target's "
+            f"{copied.target.position} ({copied.target.hash})",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"copied {copied.stored} events ({copied.present} already present"
+        f"{_rate(copied.stored, elapsed)}); both digests are position "
+        f"{copied.target.position}, hash {copied.target.hash}"
+    )
+    return 0
+
+
+def copy_command(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_copy(_settings(args), args.source, args.target, args.batch))
+    except TimelineError as error:
+        print(f"timeline copy: {error.detail}", file=sys.stderr)
+        return 1
+
+
 def _bounded(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         with contextlib.suppress(ValueError):
@@ -337,6 +385,23 @@ def parser() -> argparse.ArgumentParser:
     )
     dump.set_defaults(func=export_command)
 
+    move = commands.add_parser(
+        "copy",
+        help="copy a whole log to another database, of either backend",
+        description="Restore every entry of the log at --from into the database at --to "
+        "(created if needed), exactly as stored, then check that both digests are equal. "
+        "An interrupted copy goes on where it stopped.",
+    )
+    move.add_argument("--from", dest="source", required=True, metavar="URL", help="source URL")
+    move.add_argument("--to", dest="target", required=True, metavar="URL", help="target URL")
+    move.add_argument(
+        "--batch",
+        type=_bounded(1, 100_000),
+        default=MAX_BATCH,
+        help=f"entries per transaction (default {MAX_BATCH})",
+    )
+    move.set_defaults(func=copy_command)
+
     token = commands.add_parser("token", help="manage bearer tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", parents=[db], help="create a token")
@@ -352,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except (ValueError, OSError) as exc:
         print(f"timeline: {exc}", file=sys.stderr)
+        return 2
+    except TimelineError as error:  # e.g. an unreachable database, a schema too new
+        print(f"timeline: {error.detail}", file=sys.stderr)
         return 2
     return code
 

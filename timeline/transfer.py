@@ -17,7 +17,7 @@ from events.envelope import (
     validate_body,
 )
 from events.errors import IdConflict, PositionConflict, TimelineError, ValidationFailed
-from events.store import EventStore
+from events.store import EventStore, Head
 
 Format = Literal["ndjson", "cloudevents"]
 FORMATS: tuple[Format, ...] = ("ndjson", "cloudevents")
@@ -78,6 +78,50 @@ async def export(
         if progress is not None:
             progress(position - after)
     return range(after + 1, position + 1)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copy did: entries stored in the target, entries it had already, and the two
+    logs' heads at the end (equal when the copy is complete and sound)."""
+
+    stored: int
+    present: int
+    source: Head
+    target: Head
+
+
+async def copy(
+    source: EventStore,
+    target: EventStore,
+    *,
+    batch: int = MAX_BATCH,
+    progress: Progress | None = None,
+) -> Copied:
+    """Restore the source's log, up to its head as it is now, into the target, `batch`
+    entries per transaction. A target that holds the start of this log already (an
+    interrupted copy) goes on from its head; one that holds another log is refused at the
+    first entry that differs. Nothing is assumed: the heads are compared at the end."""
+    head = await source.head()
+    start = (await target.head()).position
+    if start > head.position:
+        raise PositionConflict(
+            f"the target's log is longer ({start} entries) than the source's ({head.position})"
+        )
+    # From the target's last entry: restore checks that one is the source's too.
+    position = max(0, start - 1)
+    stored = 0
+    while position < head.position:
+        entries = await source.read(after=position, limit=batch, until=head.position)
+        if not entries:
+            break
+        stored += await target.restore(entries)
+        position = entries[-1].position
+        if progress is not None:
+            progress(position)
+    (last,) = await source.at([head.position]) if head.position else [None]
+    source_head = Head(last.position, last.hash, last.recorded) if last else Head(0)
+    return Copied(stored, head.position - stored, source_head, await target.head())
 
 
 class LineError(Exception):

@@ -20,14 +20,14 @@ TIMELINE = [sys.executable, "-m", "timeline.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
     import subprocess
 
     done = subprocess.run(
         [*TIMELINE, *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
         check=False,
     )
