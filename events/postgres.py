@@ -1,7 +1,7 @@
 """PostgresEventStore: the log on PostgreSQL, through psycopg 3.
 
 Writes run on one thread of their own with a sync connection, as on SQLite: a whole group
-commit (BEGIN, LOCK TABLE, lookups, planning, COPY, projections, COMMIT) is one call to that
+commit (BEGIN, the log's lock, lookups, planning, COPY, projections, COMMIT) is one call to that
 thread. Reads go through a pool of async connections.
 """
 
@@ -64,10 +64,12 @@ MIGRATIONS = schema.Migrations(create=SCHEMA, steps={})
 # Appends are serialized by this lock, taken first in every write transaction: an entry's
 # position is head + 1 when its transaction plans it, so positions are gapless, and with the
 # lock held to the commit, commit order is position order (a reader never sees position n + 1
-# committed before n). EXCLUSIVE blocks other writers, not readers.
-LOCK = "LOCK TABLE events IN EXCLUSIVE MODE"
-# The schema is created or migrated under this lock: the log's table may not exist yet.
-SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7400211)"
+# committed before n). Readers take no lock. An advisory lock, not LOCK TABLE: EXCLUSIVE mode
+# needs the UPDATE or DELETE privilege on the log, which the service's role has not. One key
+# per schema: logs in two schemas of one database do not wait for each other.
+LOCK = "SELECT pg_advisory_xact_lock(7400211, hashtext(current_schema()))"
+# The schema is created or migrated under this one (the log's table may not exist yet).
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7400210, hashtext(current_schema()))"
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
 # PostgreSQL binds at most 65535 parameters per statement.
 MAX_PARAMETERS = 65_000
@@ -163,9 +165,7 @@ def _create(url: str, projections: Sequence[Projection], create: bool) -> psycop
             tx.execute(SCHEMA_LOCK)
             tables = {name for (name,) in tx.fetch(TABLES)}
             schema.migrate(tx, MIGRATIONS, tables, create=create)
-            for projection in projections:
-                for statement in (*projection.schema(), *projection.indexes()):
-                    tx.execute(statement)
+            schema.create_projections(tx, projections, {name for (name,) in tx.fetch(TABLES)})
     except BaseException:
         db.close()
         raise
@@ -176,7 +176,7 @@ class PostgresEventStore(LogStore):
     """The log in a PostgreSQL database (the schema first on the URL's search_path).
 
     Many stores, in many processes, may share one database: each write transaction takes the
-    log's table lock first, so they append one at a time, and what a store remembers between
+    log's lock first, so they append one at a time, and what a store remembers between
     groups is checked against the head it finds (see LogStore)."""
 
     def __init__(

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from events import subscriptions
 from events.errors import NotFound, SchemaMismatch
-from events.store import Transaction, timestamp
+from events.store import Projection, Transaction, timestamp
 
 # The version of the schema this code writes. 1 is the schema of the releases before versions
 # were kept (a SQLite file with a log and no schema_version table).
@@ -27,6 +28,11 @@ class Migrations:
     steps: Mapping[int, Sequence[str]]
 
 
+# The tables the store keeps for other modules, created with the log's: one statement list
+# per owner, its SQL written there.
+OTHER_TABLES = (*subscriptions.schema(),)
+
+
 def migrate(
     tx: Transaction, migrations: Migrations, tables: set[str], *, create: bool = True
 ) -> tuple[int, int]:
@@ -41,7 +47,7 @@ def migrate(
     elif not create:
         raise NotFound("the database holds no log (it has no `events` table)")
     else:
-        for statement in (*migrations.create, VERSION_TABLE):
+        for statement in (*migrations.create, *OTHER_TABLES, VERSION_TABLE):
             tx.execute(statement)
         _stamp(tx, VERSION)
         return 0, VERSION
@@ -61,3 +67,14 @@ def _stamp(tx: Transaction, version: int) -> None:
     tx.execute(
         "INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, timestamp())
     )
+
+
+def create_projections(
+    tx: Transaction, projections: Sequence[Projection], tables: set[str]
+) -> None:
+    """Create the tables and indexes of every projection one of whose tables is missing (a
+    role that may only read and write them never runs DDL)."""
+    for projection in projections:
+        if not set(projection.tables()) <= tables:
+            for statement in (*projection.schema(), *projection.indexes()):
+                tx.execute(statement)

@@ -18,6 +18,7 @@ import aiosqlite
 from events import schema
 from events.appender import LogStore, LogTransaction
 from events.errors import StoreError
+from events.schema import OTHER_TABLES
 from events.store import Projection, Transaction
 
 # The log's own tables at schema.VERSION.
@@ -52,8 +53,12 @@ BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END""
 MIGRATIONS = schema.Migrations(
     create=SCHEMA,
     steps={
-        # Version 1 kept an index on `recorded`; a binary search over positions replaced it.
-        2: ("DROP INDEX IF EXISTS events_recorded",),
+        # Version 1 kept an index on `recorded` (a binary search over positions replaced
+        # it) and created the webhooks table when serving.
+        2: (
+            "DROP INDEX IF EXISTS events_recorded",
+            *(s.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS") for s in OTHER_TABLES),
+        ),
     },
 )
 
@@ -151,9 +156,7 @@ def _connect(
             name for (name,) in tx.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         schema.migrate(tx, MIGRATIONS, tables, create=create)
-        for projection in projections:
-            for statement in (*projection.schema(), *projection.indexes()):
-                tx.execute(statement)
+        schema.create_projections(tx, projections, tables)
         db.execute("COMMIT")
     except BaseException:
         db.close()

@@ -70,6 +70,11 @@ class Projection(Protocol):
     """A read model kept in the log's database and written in the same transaction as the
     entries it folds, so no reader sees an entry whose projection is missing."""
 
+    def tables(self) -> Sequence[str]:
+        """The tables it keeps: a store creates them (`schema`, `indexes`) when one is
+        missing."""
+        ...
+
     def schema(self) -> Sequence[str]:
         """Statements creating its tables (idempotent)."""
         ...

@@ -13,7 +13,7 @@ from events.envelope import RecordedEvent
 from events.errors import NotFound
 from events.store import EventStore, Transaction
 
-_SCHEMA = """CREATE TABLE IF NOT EXISTS webhooks (
+_SCHEMA = """CREATE TABLE webhooks (
     id        TEXT PRIMARY KEY,
     url       TEXT NOT NULL,
     companies TEXT NOT NULL,
@@ -73,14 +73,16 @@ class Webhook:
         )
 
 
+def schema() -> Sequence[str]:
+    """The statements creating the table: the store's schema includes them (events.schema)."""
+    return (_SCHEMA,)
+
+
 class Subscriptions:
     """The stored webhooks of one store."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
-
-    async def create_table(self) -> None:
-        await self.store.run(lambda tx: tx.execute(_SCHEMA))
 
     async def all(self) -> list[Webhook]:
         rows = await self.store.query(f"SELECT {_COLUMNS} FROM webhooks ORDER BY created, id")

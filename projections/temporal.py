@@ -211,6 +211,9 @@ class TemporalIndex:
         self._summaries: dict[str, Summary] = {}
         self._summaries_at: int | None = None  # the log position they are the summaries at
 
+    def tables(self) -> Sequence[str]:
+        return ("facts", "companies")
+
     def schema(self) -> Sequence[str]:
         return SCHEMA
 

@@ -61,7 +61,6 @@ class Webhooks:
         self._stopping = False
 
     async def start(self) -> None:
-        await self.subscriptions.create_table()
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         for hook in await self.all():
             if hook.disabled is None:
