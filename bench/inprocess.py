@@ -4,16 +4,18 @@ No HTTP: stores are driven directly. Each run of each --db URL gets a fresh data
 new file in a temporary directory beside PATH, which is not touched; PostgreSQL: a new schema as
 the URL's search_path, dropped after), opened by `open_store(url, projections=projections())`
 and preloaded to --log-size events (batches of 1000 by `store.append`, over 1000 companies and
-300 facts of `giant`). It measures: batch: 10 batches of 1000 new events, `store.append` one
-after another (events/s); single: 64 asyncio tasks appending one event at a time, 32 each,
-through one `GroupWriter(store, linger_seconds=0.002)` (appends/s); as-of: `resolve(store,
-None)` then `company_state` of `giant` at a random day, p50 of 300 calls after 20 (ms).
+300 facts of `giant`). It measures: batch: 10 batches of 1000 new events of one new company
+each, `store.append` one after another (events/s); spread: the same with each batch over 1000
+companies; single: 64 asyncio tasks appending one event at a time, 32 each, through one
+`GroupWriter(store, linger_seconds=0.002)` (appends/s); as-of: `resolve(store, None)` then
+`company_state` of `giant` at a random day, p50 of 300 calls after 20 (ms).
 
 The peer (--peer-dsn) is an eventsourcing `Application` on its PostgreSQL persistence with an
 `Aggregate` per company, in a fresh schema (POSTGRES_SCHEMA) per run, preloaded to the same
-size by saves of 1000 events: batch: 10 saves of one aggregate with 1000 pending events
-(events/s); single: 64 threads each saving one new event of its own aggregate per call, 32
-each (events/s). Its payloads match ours (model, stage, occurred).
+size by saves of 1000 events: batch: 10 saves of one new aggregate with 1000 pending events;
+spread: 10 saves of 1000 new aggregates with one pending event each (events/s); single: 64
+threads each saving one new event of its own aggregate per call, 32 each (events/s). Its
+payloads match ours (model, stage, occurred).
 
 Events are built (ours validated) before the clock starts; backends take turns run by run;
 figures are medians of --runs runs; the output says whether the process is pinned (taskset).
@@ -71,7 +73,8 @@ class Figures:
     """One run or the medians: log size, events/s, single appends/s, as-of p50 ms (ours)."""
 
     log_size: int
-    batch: float
+    batch: float  # 1000 events of one company a batch
+    spread: float  # 1000 events of 1000 companies a batch
     single: float
     asof_ms: float | None = None
 
@@ -82,11 +85,15 @@ def payload(n: int, rng: random.Random) -> dict[str, str]:
     return {"model": f"Model {n:07d}", "stage": "public", "occurred": occurred}
 
 
-def batch_of(start: int, size: int, rng: random.Random, every_giant: int = 0) -> list[NewEvent]:
-    """Validated model.launched events without ids (the store makes them), as clients send."""
+def batch_of(
+    start: int, size: int, rng: random.Random, every_giant: int = 0, company: str | None = None
+) -> list[NewEvent]:
+    """Validated model.launched events without ids (the store makes them), as clients send:
+    of `company`, or spread over COMPANIES companies."""
     bodies = []
     for n in range(start, start + size):
-        company = GIANT if every_giant and n % every_giant == 0 else f"c{n % COMPANIES:04d}"
+        if company is None:
+            company = GIANT if every_giant and n % every_giant == 0 else f"c{n % COMPANIES:04d}"
         data: dict[str, Any] = payload(n, rng)
         occurred = data.pop("occurred")
         bodies.append(dict(type="model.launched", company=company, occurred=occurred, data=data))
@@ -133,12 +140,18 @@ async def ours(url: str, log_size: int) -> Figures:
                 await store.append(batch_of(start, min(BATCH, log_size - start), rng, every_giant))
             size = (await store.head()).position
             asof = await asof_p50(store, rng)
-            batches = [batch_of(size + i * BATCH, BATCH, rng) for i in range(BATCHES)]
-            started = time.perf_counter()
-            for batch in batches:
-                await store.append(batch)
-            batch_rate = BATCH * BATCHES / (time.perf_counter() - started)
-            return Figures(size, batch_rate, await single_rate(store, rng), asof)
+            rates = []
+            for one_company in (True, False):
+                batches = [
+                    batch_of(size + i * BATCH, BATCH, rng, company=f"b{i}" if one_company else None)
+                    for i in range(BATCHES)
+                ]
+                started = time.perf_counter()
+                for batch in batches:
+                    await store.append(batch)
+                rates.append(BATCH * BATCHES / (time.perf_counter() - started))
+                size += BATCH * BATCHES
+            return Figures(size, rates[0], rates[1], await single_rate(store, rng), asof)
         finally:
             await store.close()
 
@@ -226,6 +239,11 @@ def peer(dsn: str, log_size: int) -> Figures:
             for aggregate in aggregates:
                 app.save(aggregate)
             batch_rate = BATCH * BATCHES / (time.perf_counter() - started)
+            spread = [[pending(f"m{i}-{n}", 1) for n in range(BATCH)] for i in range(BATCHES)]
+            started = time.perf_counter()
+            for group in spread:
+                app.save(*group)
+            spread_rate = BATCH * BATCHES / (time.perf_counter() - started)
             writers = [pending(f"s{i}", 1) for i in range(TASKS)]
             app.save(*writers)
             ready = threading.Barrier(TASKS + 1)
@@ -245,7 +263,7 @@ def peer(dsn: str, log_size: int) -> Figures:
                 single_rate = TASKS * PER_TASK / (time.perf_counter() - started)
         finally:
             app.close()
-    return Figures(log_size, batch_rate, single_rate)
+    return Figures(log_size, batch_rate, spread_rate, single_rate)
 
 
 def shown(url: str) -> str:
@@ -268,6 +286,7 @@ def median(runs: list[Figures]) -> Figures:
     return Figures(
         runs[0].log_size,
         statistics.median(run.batch for run in runs),
+        statistics.median(run.spread for run in runs),
         statistics.median(run.single for run in runs),
         statistics.median(asof) if asof else None,
     )
@@ -277,7 +296,10 @@ def row(name: str, width: int, m: Figures | str) -> str:
     if isinstance(m, str):
         return f"{name:<{width}} | unavailable: {m}"
     asof = f"{m.asof_ms:12.2f}" if m.asof_ms is not None else f"{'-':>12}"
-    return f"{name:<{width}} | {m.log_size:>8,} | {m.batch:>14,.0f} | {m.single:>16,.0f} | {asof}"
+    return (
+        f"{name:<{width}} | {m.log_size:>8,} | {m.batch:>14,.0f} | {m.spread:>14,.0f} "
+        f"| {m.single:>16,.0f} | {asof}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"in-process benchmark: {args.runs} runs, log preloaded to {args.log_size:,} events")
     print(f"process {pinning()}; Python {sys.version.split()[0]}")
     width = max(map(len, targets))
-    header = f"{'backend':<{width}} | log size | batch events/s | single appends/s | as-of p50 ms"
+    header = (
+        f"{'backend':<{width}} | log size | batch events/s | spread events/s "
+        "| single appends/s | as-of p50 ms"
+    )
     print(f"\neach run:\n{header}")
     runs: dict[str, list[Figures]] = {name: [] for name in targets}
     results: dict[str, Figures | str] = {}
@@ -318,8 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         print(row(name, width, m))
     ours_m, peer_m = results.get(ours_pg), results.get(peer_pg)
     if isinstance(ours_m, Figures) and isinstance(peer_m, Figures):
-        ratio = ours_m.batch / peer_m.batch
-        print(f"ratio ours-PG batch / peer-PG batch (this invocation): {ratio:.2f}")
+        print(
+            "ratios ours-PG / peer-PG (this invocation): "
+            f"batch {ours_m.batch / peer_m.batch:.2f}, spread {ours_m.spread / peer_m.spread:.2f}, "
+            f"single {ours_m.single / peer_m.single:.2f}"
+        )
     else:
         print("ratio ours-PG batch / peer-PG batch: n/a (needs both measured on PostgreSQL)")
     return 0

@@ -130,22 +130,17 @@ class _Tx(LogTransaction):
         if not rows:
             return
         names = ", ".join(columns)
-        if upsert_on is None:
-            # COPY streams the rows in one statement: no parameters to bind, no plan per row.
-            with self._cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
-        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        per_statement = max(1, MAX_PARAMETERS // len(columns))
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
+        if upsert_on is not None:
+            # An upsert as a delete of the keys and a COPY, not INSERT ... ON CONFLICT of many
+            # rows: batches of 1000 events x2.38 (1000 companies each), x1.21 (40), paired.
+            key = columns.index(upsert_on)
             self._cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(chunk))} "
-                f"ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}",
-                [value for row in chunk for value in row],
+                f"DELETE FROM {table} WHERE {upsert_on} = ANY(%s)", ([row[key] for row in rows],)
             )
+        # COPY streams the rows in one statement: no parameters to bind, no plan per row.
+        with self._cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
