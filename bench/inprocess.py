@@ -140,7 +140,7 @@ async def ours(url: str, log_size: int) -> Figures:
                 await store.append(batch_of(start, min(BATCH, log_size - start), rng, every_giant))
             size = (await store.head()).position
             asof = await asof_p50(store, rng)
-            rates = []
+            preloaded, rates = size, []
             for one_company in (True, False):
                 batches = [
                     batch_of(size + i * BATCH, BATCH, rng, company=f"b{i}" if one_company else None)
@@ -151,7 +151,7 @@ async def ours(url: str, log_size: int) -> Figures:
                     await store.append(batch)
                 rates.append(BATCH * BATCHES / (time.perf_counter() - started))
                 size += BATCH * BATCHES
-            return Figures(size, rates[0], rates[1], await single_rate(store, rng), asof)
+            return Figures(preloaded, rates[0], rates[1], await single_rate(store, rng), asof)
         finally:
             await store.close()
 

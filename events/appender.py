@@ -286,6 +286,10 @@ class LogStore(EventStore):
         rows = await self.query("SELECT scope FROM tokens WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
 
+    async def schema_version(self) -> int:
+        rows = await self.query("SELECT MAX(version) FROM schema_version")
+        return int(rows[0][0])
+
     async def count_tokens(self) -> int:
         rows = await self.query("SELECT COUNT(*) FROM tokens")
         return int(rows[0][0])

@@ -213,6 +213,10 @@ class EventStore(ABC):
         """How many tokens are stored."""
 
     @abstractmethod
+    async def schema_version(self) -> int:
+        """The version of the schema the database is at (opening migrated it to the code's)."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release connections; pending writes are finished first."""
 

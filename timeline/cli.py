@@ -1,4 +1,4 @@
-"""The `timeline` command: serve, verify, rebuild, import, export, copy, token create."""
+"""The `timeline` command: serve, verify, rebuild, import, export, copy, migrate, token create."""
 
 from __future__ import annotations
 
@@ -259,6 +259,21 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _migrate(settings: Settings) -> int:
+    store = await _open(settings)
+    try:
+        version = await store.schema_version()
+        head = (await store.head()).position
+    finally:
+        await store.close()
+    print(f"the schema is at version {version} ({head} events in the log)")
+    return 0
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    return asyncio.run(_migrate(_settings(args)))
+
+
 async def _copy(settings: Settings, source_url: str, target_url: str, batch: int) -> int:
     source = await _open_url(source_url, settings, create=False)
     try:
@@ -344,6 +359,16 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("verify", parents=[db], help="recompute the hash chain")
     check.set_defaults(func=verify)
+
+    schema_command = commands.add_parser(
+        "migrate",
+        parents=[db],
+        help="create the database's tables or migrate them to this version, then exit",
+        description="Create the log's tables in an empty database, or bring an older schema "
+        "up to this version (every command does this when it opens a database; this one does "
+        "only that, e.g. as the tables' owner before the service's role starts).",
+    )
+    schema_command.set_defaults(func=migrate_command)
 
     again = commands.add_parser(
         "rebuild", parents=[db], help="drop and rebuild every projection from the log"
