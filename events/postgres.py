@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from events import schema
 from events.appender import LogStore, LogTransaction
@@ -144,7 +145,15 @@ class _Tx(LogTransaction):
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(url, autocommit=True)
+    return psycopg.connect(_named(url), autocommit=True)
+
+
+def _named(url: str) -> str:
+    """The URL with `application_name=timeline` (what pg_stat_activity shows), unless it
+    names one."""
+    if "application_name" in conninfo_to_dict(url):
+        return url
+    return make_conninfo(url, application_name="timeline")
 
 
 def _create(url: str, projections: Sequence[Projection], create: bool) -> psycopg.Connection[Any]:
@@ -205,7 +214,7 @@ class PostgresEventStore(LogStore):
             async with _translating():
                 writer = await loop.run_in_executor(thread, _create, url, projections, create)
                 pool = AsyncConnectionPool(
-                    url,
+                    _named(url),
                     min_size=1,
                     max_size=readers,
                     kwargs={"autocommit": True},
@@ -248,6 +257,17 @@ class PostgresEventStore(LogStore):
             raise _refused(exc) from exc
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with _translating(), self._readers.connection() as db:
+        async with _translating():
+            try:
+                return await self._read(sql, params)
+            except PoolTimeout:
+                raise
+            except psycopg.OperationalError:
+                # A pooled connection the server dropped (a restart) fails once: the pool
+                # discards it, and a read is safe to repeat on another.
+                return await self._read(sql, params)
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self._readers.connection() as db:
             cursor = await db.execute(_translated(sql), params)
             return await cursor.fetchall()

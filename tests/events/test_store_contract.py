@@ -26,7 +26,7 @@ from events.errors import (
 from events.store import EventStore
 from events.writer import GroupWriter
 from projections.rebuild import projections, rebuild
-from tests.databases import Database, fresh
+from tests.databases import Database, fresh, needs_postgres
 from tests.factories import batch, event_in, history, new
 
 
@@ -546,3 +546,37 @@ async def test_restore_checks_each_entry_as_an_append_would(
             await empty.restore(entries)
         assert caught.value.extra["position"] == index + 1
     assert (await empty.head()).position == 0
+
+
+@needs_postgres
+async def test_the_store_goes_on_after_the_database_drops_its_connections() -> None:
+    with fresh("postgres") as database:
+        await _dropped_connections(database)
+
+
+async def _dropped_connections(database: Database) -> None:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    url = f"{database.url}&application_name={name}"
+    store = await open_store(url, projections=projections())
+    try:
+        await store.append([new(company="baidu")])
+        assert len(await store.read()) == 1
+        database.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE application_name = '{name}'"
+        )
+        # Until the server has dropped them all.
+        while database.sql(f"SELECT 1 FROM pg_stat_activity WHERE application_name = '{name}'"):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        assert [e.position for e in await store.read()] == [1]  # a read reconnects
+        outcomes = []
+        for _ in range(2):  # the write in flight on the dropped connection fails, the next not
+            try:
+                outcomes.append((await store.append([new(company="baidu")])).events[0].position)
+            except StoreError:
+                outcomes.append(None)
+        assert outcomes in ([None, 2], [2, 3])
+        assert [e.position for e in await store.read()] == list(range(1, outcomes[-1] + 1))
+        assert await store.verify() is None
+    finally:
+        await store.close()
