@@ -105,8 +105,10 @@ class LogStore(EventStore):
         StoreError. The future's done callbacks run on the writer's thread."""
 
     def _rolled_back(self) -> None:
-        """A write transaction failed: forget what was planned in it."""
+        """A write transaction failed: forget what was planned or folded in it."""
         self._versions_at = None
+        for projection in self._projections:
+            projection.rolled_back()
 
     # The contract, written once.
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from events import schema
 from events.appender import LogStore, LogTransaction
@@ -46,7 +46,7 @@ SCHEMA = (
 )""",
     """CREATE FUNCTION timeline_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'the event log is append-only: % refused', TG_OP;
+    RAISE EXCEPTION USING MESSAGE = 'the event log is append-only: ' || TG_OP || ' refused';
 END
 $$""",
     """CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
@@ -60,7 +60,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION timeline_append_only()""",
     created TEXT NOT NULL
 )""",
 )
-MIGRATIONS = schema.Migrations(create=SCHEMA, steps={})
+MIGRATIONS = schema.Migrations(create=SCHEMA)
 
 # Appends are serialized by this lock, taken first in every write transaction: an entry's
 # position is head + 1 when its transaction plans it, so positions are gapless, and with the
@@ -72,27 +72,40 @@ LOCK = "SELECT pg_advisory_xact_lock(7400211, hashtext(current_schema()))"
 # The schema is created or migrated under this one (the log's table may not exist yet).
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7400210, hashtext(current_schema()))"
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+COLUMNS = (
+    "SELECT column_name FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = 'events'"
+)
 # PostgreSQL binds at most 65535 parameters per statement.
 MAX_PARAMETERS = 65_000
 READERS = 8
 T = TypeVar("T")
 
-_TEXT_COLUMN = re.compile(r"\bTEXT\b(?! COLLATE)")
+_TEXT_COLUMN = re.compile(r"\bTEXT\b(?!\s+COLLATE)", re.IGNORECASE)
+_QUOTED_MARK = re.compile(r"'[^']*[?%][^']*'")
 
 
 @functools.lru_cache(maxsize=4096)
 def _translated(sql: str) -> str:
     """The one place where the SQL both backends speak becomes PostgreSQL's: `?` placeholders
     become psycopg's `%s` (a literal `%` is doubled), and the text columns of a table created
-    compare in byte order (COLLATE "C"), so that every ordering is SQLite's."""
+    compare in byte order (COLLATE "C"), so that every ordering is SQLite's. Values travel
+    as parameters, never as literals: a literal holding `?` or `%` is refused, not rewritten."""
+    if _QUOTED_MARK.search(sql):
+        raise ValueError(f"a literal holds ? or %; pass the value as a parameter: {sql[:80]!r}")
     sql = sql.replace("%", "%%").replace("?", "%s")
-    if sql.lstrip().upper().startswith("CREATE TABLE"):
+    if re.match(r"\s*(CREATE\s+TABLE|ALTER\s+TABLE)", sql, re.IGNORECASE):
         sql = _TEXT_COLUMN.sub('TEXT COLLATE "C"', sql)
     return sql
 
 
 def _refused(exc: psycopg.Error) -> StoreError:
     # Driver errors become domain errors here and only here.
+    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+        # No server answered (host, port, authentication): the driver's reason, which names
+        # no password, is what the operator needs.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreError(f"cannot reach PostgreSQL: {reason}")
     return StoreError(f"the database refused the operation ({type(exc).__name__})")
 
 
@@ -144,31 +157,50 @@ class _Tx(LogTransaction):
                 copy.write_row(row)
 
 
+# What a connection gets unless the URL says otherwise: a name pg_stat_activity shows, a bound
+# on connecting, and keepalives, so that a peer gone silent is noticed in about a minute
+# instead of when TCP gives up.
+CONNECTION_DEFAULTS = {
+    "application_name": "timeline",
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+# The writer's session, as on SQLite: an append waits at most 10 s for the log's lock (behind
+# a rebuild, say) before it fails with 503; a transaction left open by a frozen process is
+# ended by the server, releasing the lock. READ COMMITTED, whatever the server's default:
+# the head read after the lock must see every commit before it.
+WRITER_SESSION = (
+    "SET lock_timeout = '10s'",
+    "SET idle_in_transaction_session_timeout = '60s'",
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+)
+
+
+def _conninfo(url: str) -> str:
+    given = conninfo_to_dict(url)
+    missing = {key: value for key, value in CONNECTION_DEFAULTS.items() if key not in given}
+    return make_conninfo(url, **missing) if missing else url
+
+
 def _connect(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(_named(url), autocommit=True)
-
-
-def _named(url: str) -> str:
-    """The URL with `application_name=timeline` (what pg_stat_activity shows), unless it
-    names one."""
-    if "application_name" in conninfo_to_dict(url):
-        return url
-    return make_conninfo(url, application_name="timeline")
+    db = psycopg.connect(_conninfo(url), autocommit=True)
+    for statement in WRITER_SESSION:
+        db.execute(statement.encode())
+    return db
 
 
 def _create(url: str, projections: Sequence[Projection], create: bool) -> psycopg.Connection[Any]:
-    try:
-        db = _connect(url)
-    except psycopg.OperationalError as exc:
-        # Said to the operator at start-up: the driver's reason (host, port; no password).
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot connect to PostgreSQL: {reason}") from exc
+    db = _connect(url)
     try:
         with db.transaction():
             tx = _Tx(db)
             tx.execute(SCHEMA_LOCK)
             tables = {name for (name,) in tx.fetch(TABLES)}
-            schema.migrate(tx, MIGRATIONS, tables, create=create)
+            columns = {name for (name,) in tx.fetch(COLUMNS)}
+            schema.migrate(tx, MIGRATIONS, schema.Found(tables, columns), create=create)
             schema.create_projections(tx, projections, {name for (name,) in tx.fetch(TABLES)})
     except BaseException:
         db.close()
@@ -214,7 +246,9 @@ class PostgresEventStore(LogStore):
             async with _translating():
                 writer = await loop.run_in_executor(thread, _create, url, projections, create)
                 pool = AsyncConnectionPool(
-                    _named(url),
+                    _conninfo(url),
+                    # A connection the server dropped (a restart) is replaced, not handed out.
+                    check=AsyncConnectionPool.check_connection,
                     min_size=1,
                     max_size=readers,
                     kwargs={"autocommit": True},
@@ -242,32 +276,33 @@ class PostgresEventStore(LogStore):
 
     def _in_transaction(self, work: Callable[[Transaction], T]) -> T:
         try:
-            if self._writer.closed or self._writer.broken:
-                # The server restarted or the connection dropped: the next write reconnects.
-                self._writer = _connect(self._url)
-            try:
-                with self._writer.transaction():
-                    tx = _Tx(self._writer)
-                    tx.execute(LOCK)
-                    return work(tx)
-            except BaseException:
-                self._rolled_back()
-                raise
+            return self._attempt(work, retry=True)
         except psycopg.Error as exc:
             raise _refused(exc) from exc
 
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with _translating():
-            try:
-                return await self._read(sql, params)
-            except PoolTimeout:
-                raise
-            except psycopg.OperationalError:
-                # A pooled connection the server dropped (a restart) fails once: the pool
-                # discards it, and a read is safe to repeat on another.
-                return await self._read(sql, params)
+    def _attempt(self, work: Callable[[Transaction], T], *, retry: bool) -> T:
+        if self._writer.broken or self._writer.closed:
+            self._writer.close()
+            self._writer = _connect(self._url)
+        db, locked = self._writer, False
+        try:
+            with db.transaction():
+                tx = _Tx(db)
+                tx.execute(LOCK)
+                locked = True
+                return work(tx)
+        except psycopg.OperationalError:
+            if retry and not locked and db.broken:
+                # The connection died since the last write (a server restart): nothing of this
+                # one ran, so it is safe to begin again on a new connection.
+                return self._attempt(work, retry=False)
+            self._rolled_back()
+            raise
+        except BaseException:
+            self._rolled_back()
+            raise
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async with self._readers.connection() as db:
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with _translating(), self._readers.connection() as db:
             cursor = await db.execute(_translated(sql), params)
             return await cursor.fetchall()

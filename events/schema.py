@@ -1,12 +1,12 @@
-"""Schema versions: the log's own tables (log, tokens) carry a version, and forward-only
-migrations bring an older database up to the code's at open. A database whose version is
-newer than the code's is refused. The projections are not versioned: `timeline rebuild`
-recreates them from the log."""
+"""Schema versions: the store's own tables (the log, tokens, webhook subscriptions) carry a
+version, and forward-only migrations bring an older database up to the code's at open. A
+database whose version is newer than the code's is refused. The projections are not
+versioned: `timeline rebuild` recreates them from the log."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from events import subscriptions
 from events.errors import NotFound, SchemaMismatch
@@ -17,32 +17,63 @@ from events.store import Projection, Transaction, timestamp
 VERSION = 2
 
 VERSION_TABLE = "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
+# The columns a log has had since version 1: a table `events` without them is not a log.
+LOG_COLUMNS = frozenset(
+    [
+        "position",
+        "id",
+        "company",
+        "version",
+        "type",
+        "occurred",
+        "lo",
+        "hi",
+        "data",
+        "source",
+        "confidence",
+        "recorded",
+        "hash",
+    ]
+)
+# The tables the store keeps for other modules, created with the log's (their SQL is their
+# owner's), and the steps that brought them in.
+OTHER_TABLES = (*subscriptions.schema(),)
+OTHER_STEPS: Mapping[int, Sequence[str]] = {2: subscriptions.schema()}
 
 
 @dataclass(frozen=True, slots=True)
 class Migrations:
     """A backend's schema: `create` makes a fresh database at VERSION; `steps[n]` takes one
-    at version n - 1 to n."""
+    at version n - 1 to n (with OTHER_STEPS[n]); `legacy`: whether a log of version 1, from
+    before versions, can be found on this backend."""
 
     create: Sequence[str]
-    steps: Mapping[int, Sequence[str]]
+    steps: Mapping[int, Sequence[str]] = field(default_factory=dict)
+    legacy: bool = False
 
 
-# The tables the store keeps for other modules, created with the log's: one statement list
-# per owner, its SQL written there.
-OTHER_TABLES = (*subscriptions.schema(),)
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a database holds: its tables, and the columns of its table `events`."""
+
+    tables: set[str]
+    log_columns: set[str]
 
 
 def migrate(
-    tx: Transaction, migrations: Migrations, tables: set[str], *, create: bool = True
+    tx: Transaction, migrations: Migrations, found: Found, *, create: bool = True
 ) -> tuple[int, int]:
-    """Create (unless told not to) or migrate the schema in the caller's write transaction,
-    given the tables the database has; returns (the version found, 0 when fresh; the version
-    now)."""
-    if "schema_version" in tables:
-        found = int(tx.fetch("SELECT MAX(version) FROM schema_version")[0][0] or 1)
-    elif "events" in tables:
-        found = 1
+    """Create (unless told not to) or migrate the schema in the caller's write transaction;
+    returns (the version found, 0 when fresh; the version now)."""
+    if "schema_version" in found.tables:
+        version = int(tx.fetch("SELECT MAX(version) FROM schema_version")[0][0] or 1)
+    elif "events" in found.tables:
+        if not migrations.legacy or not found.log_columns >= LOG_COLUMNS:
+            raise NotFound(
+                "the database has a table `events` that is not a Timeline log (no schema "
+                "version, other columns): give a database or schema of its own"
+            )
+        version = 1
         tx.execute(VERSION_TABLE)
     elif not create:
         raise NotFound("the database holds no log (it has no `events` table)")
@@ -51,16 +82,16 @@ def migrate(
             tx.execute(statement)
         _stamp(tx, VERSION)
         return 0, VERSION
-    if found > VERSION:
+    if version > VERSION:
         raise SchemaMismatch(
-            f"the database's schema is version {found}, newer than this version of timeline "
+            f"the database's schema is version {version}, newer than this version of timeline "
             f"knows (schema version {VERSION}): run a newer timeline on it"
         )
-    for version in range(found + 1, VERSION + 1):
-        for statement in migrations.steps[version]:
+    for step in range(version + 1, VERSION + 1):
+        for statement in (*migrations.steps.get(step, ()), *OTHER_STEPS.get(step, ())):
             tx.execute(statement)
-        _stamp(tx, version)
-    return found, VERSION
+        _stamp(tx, step)
+    return version, VERSION
 
 
 def _stamp(tx: Transaction, version: int) -> None:

@@ -18,7 +18,6 @@ import aiosqlite
 from events import schema
 from events.appender import LogStore, LogTransaction
 from events.errors import StoreError
-from events.schema import OTHER_TABLES
 from events.store import Projection, Transaction
 
 # The log's own tables at schema.VERSION.
@@ -52,14 +51,10 @@ BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END""
 )
 MIGRATIONS = schema.Migrations(
     create=SCHEMA,
-    steps={
-        # Version 1 kept an index on `recorded` (a binary search over positions replaced
-        # it) and created the webhooks table when serving.
-        2: (
-            "DROP INDEX IF EXISTS events_recorded",
-            *(s.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS") for s in OTHER_TABLES),
-        ),
-    },
+    # Version 1 kept an index on `recorded` (a binary search over positions replaced it) and
+    # created the webhooks table when serving.
+    steps={2: ("DROP INDEX IF EXISTS events_recorded",)},
+    legacy=True,
 )
 
 # The default page cache (2 MB) is far too small once indexes pass a few hundred thousand rows.
@@ -155,7 +150,8 @@ def _connect(
         tables = {
             name for (name,) in tx.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-        schema.migrate(tx, MIGRATIONS, tables, create=create)
+        columns = {row[1] for row in tx.fetch("PRAGMA table_info(events)")}
+        schema.migrate(tx, MIGRATIONS, schema.Found(tables, columns), create=create)
         schema.create_projections(tx, projections, tables)
         db.execute("COMMIT")
     except BaseException:

@@ -91,6 +91,11 @@ class Projection(Protocol):
         """Fold newly appended entries, given in position order."""
         ...
 
+    def rolled_back(self) -> None:
+        """The write transaction of the last `apply` (or `rebuild`) failed, at its commit
+        perhaps: forget whatever was kept in memory from it."""
+        ...
+
     def rebuild(self, tx: Transaction, progress: Callable[[int, int], None] | None) -> None:
         """Refill its freshly created, still index-less tables from the whole log (read
         through `tx`), then create its indexes; report (done, total) log entries."""

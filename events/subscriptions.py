@@ -13,7 +13,7 @@ from events.envelope import RecordedEvent
 from events.errors import NotFound
 from events.store import EventStore, Transaction
 
-_SCHEMA = """CREATE TABLE webhooks (
+_SCHEMA = """CREATE TABLE IF NOT EXISTS webhooks (
     id        TEXT PRIMARY KEY,
     url       TEXT NOT NULL,
     companies TEXT NOT NULL,
@@ -74,7 +74,8 @@ class Webhook:
 
 
 def schema() -> Sequence[str]:
-    """The statements creating the table: the store's schema includes them (events.schema)."""
+    """The statements creating the table if it is missing: the store's schema and its
+    migration to version 2 include them (events.schema)."""
     return (_SCHEMA,)
 
 

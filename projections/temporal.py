@@ -214,6 +214,11 @@ class TemporalIndex:
     def tables(self) -> Sequence[str]:
         return ("facts", "companies")
 
+    def rolled_back(self) -> None:
+        # The summaries may hold facts of the group that failed (at its COMMIT, say), and
+        # another writer may since have brought the log to the position they claim.
+        self._summaries_at = None
+
     def schema(self) -> Sequence[str]:
         return SCHEMA
 
