@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from events.sqlite import SQLiteEventStore, Synchronous
 from events.store import EventStore, Projection
@@ -16,6 +17,14 @@ def sqlite_path(url: str) -> str:
     if not url.startswith(SQLITE_PREFIX) or url == SQLITE_PREFIX:
         raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path.db)")
     return url[len(SQLITE_PREFIX) :]
+
+
+def redacted(url: str) -> str:
+    """The URL as it may be shown: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def is_postgres(url: str) -> bool:

@@ -26,9 +26,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from events.backends import open_store, sqlite_path
+from events.backends import open_store, redacted, sqlite_path
 from events.envelope import MAX_BATCH, parse_json, validate_body
-from events.errors import TimelineError
+from events.errors import NotFound, TimelineError
 from events.store import EventStore
 from projections.rebuild import projections, rebuild
 from timeline.app import create_app
@@ -55,9 +55,12 @@ async def _open_url(url: str, settings: Settings, *, create: bool = True) -> Eve
         path = sqlite_path(url)
         if path != ":memory:" and not Path(path).is_file():  # noqa: ASYNC240 (at start-up)
             raise FileNotFoundError(f"no database at {path} (--db {url})")
-    return await open_store(
-        url, synchronous=settings.sqlite_synchronous, projections=projections(), create=create
-    )
+    try:
+        return await open_store(
+            url, synchronous=settings.sqlite_synchronous, projections=projections(), create=create
+        )
+    except NotFound as missing:  # a database with no log: as for a file that is not there
+        raise FileNotFoundError(f"{missing.detail} (--db {redacted(url)})") from None
 
 
 async def _load_seeds(store: EventStore) -> int:
@@ -106,7 +109,9 @@ async def _serve(settings: Settings, *, seed: bool) -> None:
     host, port = runner.addresses[0][:2]
     if token is not None:
         print(f"Append token (shown only this once): {token}", flush=True)
-    print(f"Timeline is serving http://{host}:{port}/ (database {settings.db})", flush=True)
+    print(
+        f"Timeline is serving http://{host}:{port}/ (database {redacted(settings.db)})", flush=True
+    )
     print(f"Dashboard: http://{host}:{port}/", flush=True)
     try:
         await stop.wait()

@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.databases import Database, needs_postgres
+from tests.databases import fresh as fresh_database
 from tests.factories import event_in
 
 TIMELINE = [sys.executable, "-m", "timeline.cli"]
@@ -37,6 +39,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> t
 class Server:
     def __init__(self, process: asyncio.subprocess.Process, url: str, token: str | None) -> None:
         self.process, self.url, self.token = process, url, token
+        self.db = self.output = ""
 
 
 async def start(db: str, *extra: str, env: dict[str, str] | None = None) -> Server:
@@ -53,19 +56,23 @@ async def start(db: str, *extra: str, env: dict[str, str] | None = None) -> Serv
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None
-    token = None
+    token, lines = None, []
     while True:  # the token, if any, comes before the "serving" line
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
         assert line, "the server exited before it was ready"
+        lines.append(line)
         if found := re.search(r"(tl_[A-Za-z0-9_-]+)", line):
             token = found.group(1)
         if found := re.search(r"serving (http://127\.0\.0\.1:\d+/)", line):
-            return Server(process, found.group(1), token)
+            server = Server(process, found.group(1), token)
+            server.output = "".join(lines)
+            return server
 
 
 @pytest.fixture
-async def fresh(tmp_path: Path) -> AsyncIterator[Server]:
-    server = await start(f"sqlite:///{tmp_path / 'first.db'}")
+async def fresh(database: Database) -> AsyncIterator[Server]:
+    server = await start(database.url)
+    server.db = database.url
     yield server
     if server.process.returncode is None:
         server.process.kill()
@@ -90,10 +97,13 @@ async def test_first_run_prints_a_token_that_appends(fresh: Server) -> None:
     assert [letter["author"] for letter in alibaba["letters"]] == ["Wu Yongming"]
     fresh.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(fresh.process.wait(), 20) == 0
+    code, out, err = run("verify", "--db", fresh.db)
+    assert code == 0, err
+    assert out.startswith(f"chain holds: {seeds + 1} events")
 
 
-async def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'again.db'}"
+async def test_a_second_start_prints_no_new_token(database: Database) -> None:
+    db = database.url
     first = await start(db)
     first.process.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(first.process.wait(), 20) == 0
@@ -235,3 +245,36 @@ def test_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
         return [facts, summary]
 
     assert asyncio.run(read()) == before
+
+
+@needs_postgres
+def test_reading_commands_refuse_a_postgresql_schema_with_no_log() -> None:
+    with fresh_database("postgres") as database:
+        for command in ("verify", "export", "rebuild"):
+            code, _, err = run(command, "--db", database.url)
+            assert code == 2, (command, err)
+            assert "holds no log" in err
+        assert (
+            database.sql(
+                "SELECT table_name FROM information_schema.tables "
+                f"WHERE table_schema = '{database.schema}'"
+            )
+            == []
+        )
+        code, _, err = run("verify", "--db", "postgresql://nobody@127.0.0.1:1/none")
+        assert code == 2
+        assert "cannot reach PostgreSQL" in err
+
+
+@needs_postgres
+async def test_serve_never_prints_the_database_password() -> None:
+    with fresh_database("postgres") as database:
+        url = database.url.replace("://postgres@", "://postgres:hunter2@")
+        assert "hunter2" in url
+        server = await start(url, "--no-seed")
+        try:
+            assert "hunter2" not in server.output
+            assert "postgres:***@" in server.output
+        finally:
+            server.process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(server.process.wait(), 20) == 0

@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
 from tests.api import AiohttpClient, Api, make_api, problem
+from tests.databases import Database
 from tests.factories import event_in
 from timeline.dashboard import STATIC
 
@@ -127,8 +128,9 @@ async def test_access_token_authenticates_reads_only(
 class Server:
     """`timeline serve` as a child process, on a port that a restart keeps."""
 
-    def __init__(self, db: Path, **env: str) -> None:
-        self.db, self.env, self.port = db, env, 0
+    def __init__(self, db: Path | str, **env: str) -> None:
+        self.db = db if isinstance(db, str) else f"sqlite:///{db}"
+        self.env, self.port = env, 0
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -137,7 +139,7 @@ class Server:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            *[sys.executable, "-m", "timeline.cli", "serve", "--db", f"sqlite:///{self.db}"],
+            *[sys.executable, "-m", "timeline.cli", "serve", "--db", self.db],
             *["--port", str(self.port)],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -225,8 +227,8 @@ async def assert_shows(page: Page, company: dict[str, Any]) -> None:
     assert await view.locator(".item.possible").count() == len(company["possible"])
 
 
-async def test_the_dashboard_in_a_browser(tmp_path: Path, browser: Browser) -> None:
-    server = Server(tmp_path / "dashboard.db")
+async def test_the_dashboard_in_a_browser(database: Database, browser: Browser) -> None:
+    server = Server(database.url)
     await server.start()
     try:
         page, problems = await open_page(browser)
