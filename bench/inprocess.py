@@ -92,11 +92,13 @@ def batch_of(
     of `company`, or spread over COMPANIES companies."""
     bodies = []
     for n in range(start, start + size):
-        if company is None:
-            company = GIANT if every_giant and n % every_giant == 0 else f"c{n % COMPANIES:04d}"
+        if company is not None:
+            name = company
+        else:
+            name = GIANT if every_giant and n % every_giant == 0 else f"c{n % COMPANIES:04d}"
         data: dict[str, Any] = payload(n, rng)
         occurred = data.pop("occurred")
-        bodies.append(dict(type="model.launched", company=company, occurred=occurred, data=data))
+        bodies.append(dict(type="model.launched", company=name, occurred=occurred, data=data))
     return validate_body({"events": bodies})
 
 
