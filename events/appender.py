@@ -104,6 +104,10 @@ class LogStore(EventStore):
         the commit) raises, calling `_rolled_back` then. Driver errors reach the future as
         StoreError. The future's done callbacks run on the writer's thread."""
 
+    def _appended(self, tx: Transaction) -> None:
+        """Called in a write transaction that appended entries, before its commit: a backend
+        whose other processes should hear of it says so here."""
+
     def _rolled_back(self) -> None:
         """A write transaction failed: forget what was planned or folded in it."""
         self._versions_at = None
@@ -178,6 +182,7 @@ class LogStore(EventStore):
             tx.insert("events", INSERT_COLUMNS, [_row(event) for event in rows])
             for projection in self._projections:
                 projection.apply(tx, rows)
+            self._appended(tx)
 
     @staticmethod
     def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, RecordedEvent]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,10 @@ MIGRATIONS = schema.Migrations(create=SCHEMA)
 # needs the UPDATE or DELETE privilege on the log, which the service's role has not. One key
 # per schema: logs in two schemas of one database do not wait for each other.
 LOCK = "SELECT pg_advisory_xact_lock(7400211, hashtext(current_schema()))"
+# After each commit that appended, a wake-up on this channel, naming the schema (never the
+# entries: they are read from the log by position). Every process LISTENs.
+CHANNEL = "timeline"
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', current_schema())"
 # The schema is created or migrated under this one (the log's table may not exist yet).
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7400210, hashtext(current_schema()))"
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
@@ -80,6 +85,7 @@ COLUMNS = (
 MAX_PARAMETERS = 65_000
 READERS = 8
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _TEXT_COLUMN = re.compile(r"\bTEXT\b(?!\s+COLLATE)", re.IGNORECASE)
 _QUOTED_MARK = re.compile(r"'[^']*[?%][^']*'")
@@ -301,6 +307,33 @@ class PostgresEventStore(LogStore):
         except BaseException:
             self._rolled_back()
             raise
+
+    def _appended(self, tx: Transaction) -> None:
+        # Delivered at the commit, and only if it commits. Under the log's lock already, so
+        # NOTIFY's own queue lock costs no concurrency.
+        tx.execute(NOTIFY)
+
+    async def notifications(self) -> AsyncIterator[None]:
+        while True:
+            try:
+                db = await psycopg.AsyncConnection.connect(_conninfo(self._url), autocommit=True)
+            except psycopg.OperationalError:
+                log.warning("cannot LISTEN for other processes' commits; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            try:
+                async with db:
+                    (schema_name,) = await (
+                        await db.execute(b"SELECT current_schema()")
+                    ).fetchone() or ("",)
+                    await db.execute(f"LISTEN {CHANNEL}".encode())
+                    yield  # (re)connected: whatever came before is for a catch-up
+                    async for notice in db.notifies():
+                        if notice.payload == schema_name:
+                            yield
+            except psycopg.OperationalError:
+                log.warning("the LISTEN connection was lost; reconnecting")
+                await asyncio.sleep(0.1)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with _translating(), self._readers.connection() as db:

@@ -3,10 +3,11 @@ and the read models kept beside it."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -216,6 +217,13 @@ class EventStore(ABC):
     @abstractmethod
     async def count_tokens(self) -> int:
         """How many tokens are stored."""
+
+    async def notifications(self) -> AsyncIterator[None]:
+        """Yields whenever another process may have committed to this log (and once at each
+        (re)connection, when some may have been missed). A backend that cannot hear other
+        processes never yields: its readers poll."""
+        await asyncio.Future()  # never resolves
+        yield
 
     @abstractmethod
     async def schema_version(self) -> int:

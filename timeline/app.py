@@ -14,6 +14,7 @@ from timeline import dashboard, metrics
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.feed import Hub
+from timeline.follower import Follower
 from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
 from timeline.problems import problems
 from timeline.routes import ENDPOINTS
@@ -46,7 +47,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     )
     webhooks = Webhooks(store, backoff=settings.webhook_backoff_seconds)
     writer.listeners += [hub.publish, webhooks.notify]
+    # What other processes commit (and what this one's hub missed) comes from the store.
+    follower = Follower(store, hub, [webhooks.notify], interval=settings.feed_poll_seconds)
     writer.start()
+    follower.start()
     await webhooks.start()
     app[WEBHOOKS] = webhooks
     app[STORE], app[WRITER], app[TOKENS], app[HUB] = store, writer, Tokens(store), hub
@@ -55,6 +59,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await webhooks.stop()
+        await follower.stop()
         await writer.stop()
         await store.close()
 

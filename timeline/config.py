@@ -34,4 +34,9 @@ class Settings(BaseSettings):
     feed_coalesce_ms: float = Field(
         default=5.0, ge=0, le=1000, description="least time between two fan-outs of the feed"
     )
+    feed_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="longest delay before another process's commits reach this one's feed",
+    )
     webhook_backoff_seconds: float = Field(default=1.0, gt=0, description="first retry delay")

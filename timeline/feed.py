@@ -95,6 +95,9 @@ class Hub:
     dropped: int = 0
     subscribers: set[Subscriber] = field(default_factory=set)
     closing: bool = False
+    # Called when a commit does not follow the head: entries lie between that this process
+    # did not write (another process's); the follower reads them from the store.
+    on_gap: Callable[[], None] = lambda: None
     _pending: Commit | None = None
     _next_fan_out: float = 0.0
 
@@ -109,9 +112,18 @@ class Hub:
         self.subscribers.discard(subscriber)
 
     def publish(self, events: Sequence[RecordedEvent]) -> None:
+        """Hand out a commit's new events, in position order. Events at or below the head
+        were handed out already (from the store, by the follower) and are dropped; a commit
+        that does not follow the head is dropped too, and the follower reads it, with what
+        lies before it, from the store: the head only ever moves one position at a time."""
+        if events and events[0].position <= self.head:
+            events = [event for event in events if event.position > self.head]
         if not events:
             return
-        self.head = max(self.head, events[-1].position)
+        if events[0].position != self.head + 1:
+            self.on_gap()
+            return
+        self.head = events[-1].position
         if not self.subscribers and self._pending is None:
             return  # nobody to render for: a stream that comes later replays from the store
         commit = Commit([(event, message(event)) for event in events])
