@@ -84,6 +84,7 @@ COLUMNS = (
 # PostgreSQL binds at most 65535 parameters per statement.
 MAX_PARAMETERS = 65_000
 READERS = 8
+READ_WAIT_SECONDS = 5.0
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,9 @@ class PostgresEventStore(LogStore):
                     kwargs={"autocommit": True},
                     open=False,
                     name="timeline-readers",
+                    # A read waits this long for a connection, then fails with 503: with the
+                    # server away, a request is answered in seconds, not left hanging.
+                    timeout=READ_WAIT_SECONDS,
                 )
                 try:
                     await pool.open(wait=True, timeout=10)

@@ -73,6 +73,7 @@ class Digest(_Out):
 class Health(_Out):
     status: Literal["ok"]
     head: int
+    hub: int
 
 
 class ErrorItem(_Out):

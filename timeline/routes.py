@@ -280,8 +280,10 @@ async def get_digest(request: web.Request) -> web.Response:
 
 
 async def get_health(request: web.Request) -> web.Response:
+    # The database's head (503 when it cannot be read), and how far this process's live feed
+    # has got: below the head only for the moment another process's commit takes to arrive.
     head = await request.app[STORE].head()
-    return web.json_response({"status": "ok", "head": head.position})
+    return web.json_response({"status": "ok", "head": head.position, "hub": request.app[HUB].head})
 
 
 async def get_stream(request: web.Request) -> web.StreamResponse:

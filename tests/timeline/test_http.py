@@ -52,7 +52,7 @@ async def test_append_one_and_read_it_back(api: Api) -> None:
 
     digest = await (await api.client.get("/v1/digest")).json()
     assert digest == {"position": 1, "hash": event.hash, "recorded": event.recorded}
-    assert await (await api.client.get("/healthz")).json() == {"status": "ok", "head": 1}
+    assert await (await api.client.get("/healthz")).json() == {"status": "ok", "head": 1, "hub": 1}
 
 
 async def test_empty_log_digest(api: Api) -> None:

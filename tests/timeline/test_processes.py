@@ -8,6 +8,7 @@ import json
 import random
 import signal
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -95,6 +96,9 @@ async def _two_processes(database: Database) -> None:
             for index, reader in enumerate(readers):
                 expected = everything if index % 2 == 0 else baidu
                 assert await asyncio.wait_for(reader.until(len(expected)), 60) == expected
+            for base in bases:  # each process's feed has reached the database's head
+                health = (await http.get(f"{base}healthz")).json()
+                assert health == {"status": "ok", "head": total, "hub": total}
             digests = [(await http.get(f"{base}v1/digest")).json() for base in bases]
             assert digests[0] == digests[1]
             assert digests[0]["position"] == total
@@ -112,3 +116,121 @@ async def _two_processes(database: Database) -> None:
 async def test_two_processes_serve_one_log_and_one_feed() -> None:
     with fresh("postgres") as database:
         await _two_processes(database)
+
+
+class Proxy:
+    """A TCP relay to PostgreSQL that the test can cut and restore: the database goes away
+    for the service behind it, and comes back, without touching the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.links):
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.links.update((writer, up_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+                self.links.discard(sink)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@needs_postgres
+async def test_health_turns_503_while_the_database_is_away_and_back_after() -> None:
+    with fresh("postgres") as database:
+        parts = urlsplit(database.url)
+        proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy.open()
+        url = database.url.replace(f"@{parts.hostname}:{parts.port}", f"@127.0.0.1:{proxy.port}")
+        assert str(proxy.port) in url
+        server = await start(url, "--no-seed", env={"TIMELINE_BOOTSTRAP_TOKEN": ADMIN})
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                body = {"events": [event_in(company="baidu")]}
+                response = await http.post(f"{server.url}v1/events", json=body, headers=HEADERS)
+                assert response.status_code == 201
+                assert (await http.get(f"{server.url}healthz")).json()["head"] == 1
+                await proxy.cut()
+                health = await http.get(f"{server.url}healthz")
+                assert health.status_code == 503
+                assert health.headers["content-type"].startswith("application/problem+json")
+                assert health.json()["type"] == "urn:timeline:problem:unavailable"
+                await proxy.open()  # the same port: the database is back
+                health = await http.get(f"{server.url}healthz")
+                assert health.status_code == 200, health.text
+                response = await http.post(f"{server.url}v1/events", json=body, headers=HEADERS)
+                assert response.status_code == 200  # the same event again: a retry
+                more = {"events": [event_in(company="baidu")]}
+                response = await http.post(f"{server.url}v1/events", json=more, headers=HEADERS)
+                assert response.status_code == 201, response.text
+                assert response.json()["events"][0]["position"] == 2
+        finally:
+            server.process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(server.process.wait(), 30) == 0
+            await proxy.cut()
+
+
+@needs_postgres
+async def test_a_listen_connection_killed_by_the_database_is_re_established() -> None:
+    with fresh("postgres") as database:
+        env = {"TIMELINE_BOOTSTRAP_TOKEN": ADMIN}
+        servers = [await start(database.url, "--no-seed", env=env) for _ in range(2)]
+        listening = (
+            "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN timeline' "
+            "AND datname = current_database()"
+        )
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                while len(database.sql(listening)) < 2:  # noqa: ASYNC110 (state in the server)
+                    await asyncio.sleep(0.05)
+                before = {pid for (pid,) in database.sql(listening)}
+                reader = Reader(http, f"{servers[1].url}v1/stream?after=0")
+                database.sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query = 'LISTEN timeline' AND datname = current_database()"
+                )
+                # Both processes listen again, on new connections.
+                while True:
+                    now = {pid for (pid,) in database.sql(listening)}
+                    if len(now) == 2 and not now & before:
+                        break
+                    await asyncio.sleep(0.05)
+                appended = []
+                for _ in range(5):
+                    body = {"events": [event_in(company="baidu")]}
+                    response = await http.post(
+                        f"{servers[0].url}v1/events", json=body, headers=HEADERS
+                    )
+                    appended.append(response.json()["events"][0]["position"])
+                assert await asyncio.wait_for(reader.until(5), 30) == appended
+        finally:
+            for server in servers:
+                server.process.send_signal(signal.SIGTERM)
+            for server in servers:
+                assert await asyncio.wait_for(server.process.wait(), 30) == 0
