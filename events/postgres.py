@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import re
@@ -24,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from events import schema
 from events.appender import LogStore, LogTransaction
 from events.errors import StoreError
-from events.store import Projection, Transaction
+from events.store import Lease, Projection, Transaction
 
 # The log's own tables at schema.VERSION. Text that is compared or ordered is COLLATE "C"
 # (byte order, as SQLite's BINARY), whatever the database's default collation is.
@@ -74,6 +75,9 @@ LOCK = "SELECT pg_advisory_xact_lock(7400211, hashtext(current_schema()))"
 # entries: they are read from the log by position). Every process LISTENs.
 CHANNEL = "timeline"
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', current_schema())"
+# A lease (a session advisory lock) per name and schema: held while its connection lives.
+LEASE = "SELECT pg_try_advisory_lock(hashtext(current_schema()), hashtext(%s))"
+HEARTBEAT_SECONDS = 1.0
 # The schema is created or migrated under this one (the log's table may not exist yet).
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7400210, hashtext(current_schema()))"
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
@@ -215,6 +219,32 @@ def _create(url: str, projections: Sequence[Projection], create: bool) -> psycop
     return db
 
 
+class _SessionLease(Lease):
+    """A lease as a session advisory lock on a connection of its own: the server releases it
+    when the connection ends (the process died, or the network between). The holder checks
+    its connection every `HEARTBEAT_SECONDS`, so it notices a loss about as soon as another
+    process can take the lease."""
+
+    def __init__(self, db: psycopg.AsyncConnection[Any]) -> None:
+        self._db = db
+        self._released = asyncio.Event()
+
+    async def lost(self) -> None:
+        while not self._released.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), HEARTBEAT_SECONDS)
+                return
+            try:
+                await self._db.execute(b"SELECT 1")
+            except psycopg.Error:
+                log.warning("a lease's connection was lost: the lease with it")
+                await self.release()
+
+    async def release(self) -> None:
+        self._released.set()
+        await self._db.close()
+
+
 class PostgresEventStore(LogStore):
     """The log in a PostgreSQL database (the schema first on the URL's search_path).
 
@@ -338,6 +368,20 @@ class PostgresEventStore(LogStore):
             except psycopg.OperationalError:
                 log.warning("the LISTEN connection was lost; reconnecting")
                 await asyncio.sleep(0.1)
+
+    async def lease(self, name: str) -> Lease | None:
+        async with _translating():
+            db = await psycopg.AsyncConnection.connect(_conninfo(self._url), autocommit=True)
+            try:
+                cursor = await db.execute(LEASE, (name,))
+                row = await cursor.fetchone()
+            except BaseException:
+                await db.close()
+                raise
+        if row is None or not row[0]:
+            await db.close()
+            return None
+        return _SessionLease(db)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with _translating(), self._readers.connection() as db:

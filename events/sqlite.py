@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import aiosqlite
 
 from events import schema
 from events.appender import LogStore, LogTransaction
 from events.errors import StoreError
-from events.store import Projection, Transaction
+from events.store import Lease, Projection, Transaction
 
 # The log's own tables at schema.VERSION.
 SCHEMA = (
@@ -217,6 +218,24 @@ class _Checkpointer:
         self._thread.shutdown(wait=True)
 
 
+class _FileLease(Lease):
+    """A lease as an exclusive lock on a file beside the database: the kernel releases it
+    when its process dies."""
+
+    def __init__(self, handle: IO[bytes] | None) -> None:
+        self._handle = handle
+        self._released = asyncio.Event()
+
+    async def lost(self) -> None:
+        await self._released.wait()
+
+    async def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None
+        self._released.set()
+
+
 class SQLiteEventStore(LogStore):
     """The log in one SQLite file in WAL mode.
 
@@ -234,8 +253,10 @@ class SQLiteEventStore(LogStore):
         reader: aiosqlite.Connection,
         projections: Sequence[Projection],
         checkpointer: _Checkpointer | None = None,
+        path: str = ":memory:",
     ) -> None:
         super().__init__(projections)
+        self._path = path
         self._writer = writer
         self._thread = thread
         self._reader = reader
@@ -274,7 +295,7 @@ class SQLiteEventStore(LogStore):
             thread.shutdown(wait=False)
             raise
         checkpointer = _Checkpointer(target, checkpoint_seconds) if target != ":memory:" else None
-        return cls(writer, thread, reader, projections, checkpointer)
+        return cls(writer, thread, reader, projections, checkpointer, target)
 
     async def _finish_checkpoint(self) -> None:
         """Copy the rest of the WAL on the writer's thread, queued between two groups: no
@@ -311,6 +332,17 @@ class SQLiteEventStore(LogStore):
         except sqlite3.Error as exc:
             raise _refused(exc) from exc
         return result
+
+    async def lease(self, name: str) -> Lease | None:
+        if self._path == ":memory:":
+            return _FileLease(None)  # a database no other process can open
+        handle = open(f"{self._path}-{name}.lease", "ab")  # noqa: ASYNC230, SIM115 (held open)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return _FileLease(handle)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with _translated():

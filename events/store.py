@@ -120,6 +120,20 @@ def is_timestamp(text: str) -> bool:
     return True
 
 
+class Lease(ABC):
+    """A named lease held by one process among all those on a database until it is released
+    or lost (the holder died, its connection dropped): work that must run once, not once per
+    process, runs while it is held."""
+
+    @abstractmethod
+    async def lost(self) -> None:
+        """Return once the lease is no longer held (released, or lost)."""
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Give the lease up."""
+
+
 class EventStore(ABC):
     """The log's storage. Positions are gapless and commit-ordered; versions count a company's
     entries; entries are never updated or deleted. A backend joins the contract suite in
@@ -224,6 +238,10 @@ class EventStore(ABC):
         processes never yields: its readers poll."""
         await asyncio.Future()  # never resolves
         yield
+
+    @abstractmethod
+    async def lease(self, name: str) -> Lease | None:
+        """The lease `name` if no other process holds it now, else None (ask again later)."""
 
     @abstractmethod
     async def schema_version(self) -> int:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from events.envelope import RecordedEvent
 from events.errors import PositionConflict, TimelineError
-from events.store import EventStore, timestamp
+from events.store import EventStore, Lease, timestamp
 from events.subscriptions import Subscriptions, Webhook
 from events.types import Slug
 
@@ -47,45 +47,121 @@ def sign(secret: str, message_id: str, stamp: int, body: bytes) -> str:
 
 
 class Webhooks:
-    """Stores subscriptions and runs one delivery task per enabled webhook."""
+    """Stores subscriptions and, in the one process that holds the store's `webhooks` lease,
+    runs one delivery task per enabled webhook. The other processes stand by and ask for the
+    lease every `lease_seconds`; the one that gets it after its holder died resumes each
+    webhook from its stored cursor. While leading, the subscriptions are read again every
+    `lease_seconds` (and after each commit), so webhooks created or deleted through another
+    process are taken up."""
 
     def __init__(
-        self, store: EventStore, *, backoff: float = 1.0, max_backoff: float = 300.0
+        self,
+        store: EventStore,
+        *,
+        backoff: float = 1.0,
+        max_backoff: float = 300.0,
+        lease_seconds: float = 1.0,
     ) -> None:
         self.store = store
         self.subscriptions = Subscriptions(store)
         self.backoff, self.max_backoff = backoff, max_backoff
+        self.lease_seconds = lease_seconds
+        self.leading = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._changed = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
+        self._leader: asyncio.Task[None] | None = None
+        self._lease: Lease | None = None
         self._stopping = False
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        for hook in await self.all():
-            if hook.disabled is None:
+        self._leader = asyncio.create_task(self._lead(), name="webhooks-lease")
+
+    async def _lead(self) -> None:
+        while not self._stopping:
+            try:
+                self._lease = await self.store.lease("webhooks")
+            except TimelineError:
+                log.warning("cannot ask for the webhooks lease; retrying")
+                self._lease = None
+            if self._lease is None:
+                await self._pause(self.lease_seconds)
+                continue
+            lost = asyncio.create_task(self._lease.lost())
+            self.leading = True
+            try:
+                while not lost.done() and not self._stopping:
+                    await self._refresh()
+                    self._changed.clear()
+                    changed = asyncio.create_task(self._changed.wait())
+                    await asyncio.wait(
+                        [lost, changed], timeout=self.lease_seconds, return_when="FIRST_COMPLETED"
+                    )
+                    changed.cancel()
+            except TimelineError:
+                log.warning("cannot read the webhooks; giving the lease up for now")
+            finally:
+                self.leading = False
+                if not self._stopping:
+                    await self._stop_tasks(grace=0)
+                    await self._lease.release()
+                lost.cancel()
+
+    async def _pause(self, seconds: float) -> None:
+        """Stand by (commits do not cut it short: only stopping does)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _refresh(self) -> None:
+        """Run a task for every enabled webhook, and none for one deleted or disabled."""
+        hooks = {hook.id: hook for hook in await self.all() if hook.disabled is None}
+        for hook_id in list(self._tasks):
+            if hook_id not in hooks:
+                await self._cancel(hook_id)
+        for hook_id, hook in hooks.items():
+            if hook_id not in self._tasks:
                 self._spawn(hook)
+        for wake in self._wake.values():
+            wake.set()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let each task finish the delivery in flight (and record it), then stop."""
         self._stopping = True
-        for wake in self._wake.values():
-            wake.set()
-        tasks = list(self._tasks.values())
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=grace)
-            for task in late:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._tasks.clear()
+        self._stopped.set()
+        self._changed.set()
+        await self._stop_tasks(grace)
+        if self._lease is not None:
+            await self._lease.release()
+        if self._leader is not None:
+            await self._leader
         if self._http is not None:
             await self._http.close()
 
-    def notify(self, events: object) -> None:
-        """Commit listener: wake every delivery task."""
+    async def _stop_tasks(self, grace: float) -> None:
         for wake in self._wake.values():
             wake.set()
+        tasks = list(self._tasks.values())
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        for hook_id in list(self._tasks):
+            await self._cancel(hook_id)
+
+    async def _cancel(self, hook_id: str) -> None:
+        task = self._tasks.pop(hook_id, None)
+        self._wake.pop(hook_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def notify(self, events: object) -> None:
+        """Commit listener: wake every delivery task (and have the leader look again)."""
+        for wake in self._wake.values():
+            wake.set()
+        self._changed.set()
 
     async def all(self) -> list[Webhook]:
         return await self.subscriptions.all()
@@ -110,17 +186,14 @@ class Webhooks:
         )
 
         await self.subscriptions.add(hook)
-        self._spawn(hook)
+        self._changed.set()  # the leader, if this process is, takes it up now
         return hook
 
     async def delete(self, hook_id: str) -> None:
         await self.get(hook_id)
-        task = self._tasks.pop(hook_id, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._cancel(hook_id)
         await self.subscriptions.remove(hook_id)
+        self._changed.set()
 
     def _spawn(self, hook: Webhook) -> None:
         self._wake[hook.id] = asyncio.Event()

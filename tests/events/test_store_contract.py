@@ -652,3 +652,23 @@ async def test_every_text_column_orders_by_bytes_whatever_the_database_s_collati
         )
         assert {table for table, _, _ in columns} >= {"events", "facts", "companies", "webhooks"}
         assert [(t, c) for t, c, collation in columns if collation != "C"] == []
+
+
+async def test_a_lease_is_held_by_one_store_at_a_time(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    try:
+        held = await a.lease("webhooks")
+        assert held is not None
+        assert await b.lease("webhooks") is None
+        other = await b.lease("something-else")  # names do not collide
+        assert other is not None
+        await other.release()
+        await held.release()
+        await asyncio.wait_for(held.lost(), 5)  # released: lost() returns at once
+        taken = await b.lease("webhooks")
+        assert taken is not None
+        assert await a.lease("webhooks") is None
+        await taken.release()
+    finally:
+        await a.close()
+        await b.close()
