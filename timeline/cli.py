@@ -26,11 +26,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from events.backends import open_store, redacted, sqlite_path
+from events.backends import is_postgres, open_store, redacted, sqlite_path
 from events.envelope import MAX_BATCH, parse_json, validate_body
 from events.errors import NotFound, TimelineError
 from events.store import EventStore
 from projections.rebuild import projections, rebuild
+from timeline import workers
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
@@ -87,15 +88,16 @@ async def _first_run(settings: Settings, *, seed: bool) -> tuple[str | None, int
         await store.close()
 
 
-async def _serve(settings: Settings, *, seed: bool) -> None:
-    token, seeded = await _first_run(settings, seed=seed)
+async def _serve(settings: Settings, *, seed: bool, worker: bool = False) -> None:
+    token, seeded = (None, 0) if worker else await _first_run(settings, seed=seed)
     if seeded:
         print(f"Loaded the seed timeline: {seeded} events", flush=True)
     runner = web.AppRunner(
         create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # A worker shares its port with the others (the kernel spreads the connections).
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=worker or None)
     await site.start()
     # What start-up made (modules, schemas, the app) lives as long as the process: move it out
     # of the collector's way, so that full collections scan only what serving creates. With
@@ -112,7 +114,8 @@ async def _serve(settings: Settings, *, seed: bool) -> None:
     print(
         f"Timeline is serving http://{host}:{port}/ (database {redacted(settings.db)})", flush=True
     )
-    print(f"Dashboard: http://{host}:{port}/", flush=True)
+    if not worker:
+        print(f"Dashboard: http://{host}:{port}/", flush=True)
     try:
         await stop.wait()
     finally:
@@ -122,8 +125,28 @@ async def _serve(settings: Settings, *, seed: bool) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port)
-    asyncio.run(_serve(settings, seed=not args.no_seed))
+    if args.workers > 1:
+        return _serve_workers(settings, args.workers, seed=not args.no_seed)
+    asyncio.run(_serve(settings, seed=not args.no_seed, worker=args.worker))
     return 0
+
+
+def _serve_workers(settings: Settings, count: int, *, seed: bool) -> int:
+    if not is_postgres(settings.db):
+        raise ValueError(
+            "--workers above 1 needs PostgreSQL: a SQLite file has one writer process, and "
+            "several would queue behind its lock instead of adding throughput "
+            "(use --db postgresql://..., or --workers 1)"
+        )
+    token, seeded = asyncio.run(_first_run(settings, seed=seed))
+    if seeded:
+        print(f"Loaded the seed timeline: {seeded} events", flush=True)
+    if token is not None:
+        print(f"Append token (shown only this once): {token}", flush=True)
+    print(f"Database {redacted(settings.db)}", flush=True)
+    command = [sys.executable, "-m", "timeline.cli", "serve", "--worker", "--no-seed"]
+    command += ["--db", settings.db, "--host", settings.host]
+    return asyncio.run(workers.supervise(command, count, settings.host, settings.port))
 
 
 async def _verify(settings: Settings) -> int:
@@ -357,6 +380,13 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", parents=[db], help="serve the HTTP API")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 8080; 0 = any free)")
+    run.add_argument(
+        "--workers",
+        type=_bounded(1, 64),
+        default=1,
+        help="serving processes sharing the port (PostgreSQL only; default 1)",
+    )
+    run.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
         "--no-seed", action="store_true", help="do not load the seed timeline into an empty log"
     )

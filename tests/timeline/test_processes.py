@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import re
 import signal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from httpx_sse import aconnect_sse
@@ -315,3 +319,50 @@ async def test_webhooks_go_out_once_in_order_across_killed_processes() -> None:
     # In order, each once; a delivery in flight at a kill may come again, with its id.
     once = [p for i, p in enumerate(receiver.ids) if i == 0 or p != receiver.ids[i - 1]]
     assert once == list(range(1, head + 1))
+
+
+def test_workers_above_one_are_refused_on_sqlite(tmp_path: Path) -> None:
+    code, _, err = run("serve", "--workers", "2", "--db", f"sqlite:///{tmp_path / 'one.db'}")
+    assert code == 2
+    assert "--workers above 1 needs PostgreSQL" in err
+    assert not (tmp_path / "one.db").exists()
+
+
+@needs_postgres
+async def test_workers_share_a_port_are_restarted_and_stop_together() -> None:
+    with fresh("postgres") as database:
+        env = {"TIMELINE_BOOTSTRAP_TOKEN": ADMIN}
+        server = await start(database.url, "--no-seed", "--workers", "2", env=env)
+        pids = [int(pid) for pid in re.findall(r"is serving \(pid (\d+)\)", server.output)]
+        assert len(pids) == 2 and "with 2 workers" in server.output
+        assert server.process.stdout is not None
+        try:
+            # No keep-alive: each request a new connection, which a live worker accepts.
+            limits = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+                os.kill(pids[0], signal.SIGKILL)
+                # The supervisor starts the lost one again. (Connections the kernel had queued
+                # for the killed one are reset: clients retry those.)
+                line = ""
+                while "worker 1 is serving" not in line:
+                    raw = await asyncio.wait_for(server.process.stdout.readline(), 30)
+                    assert raw, "the supervisor exited"
+                    line = raw.decode()
+                restarted = int(re.findall(r"pid (\d+)", line)[0])
+                assert restarted not in pids
+                positions = []
+                for _ in range(40):  # fresh connections: the kernel spreads them over both
+                    response = await http.post(
+                        f"{server.url}v1/events",
+                        json={"events": [event_in(company="baidu")]},
+                        headers={**HEADERS, "Connection": "close"},
+                    )
+                    assert response.status_code == 201, response.text
+                    positions.append(response.json()["events"][0]["position"])
+                assert positions == list(range(1, 41))
+        finally:
+            server.process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(server.process.wait(), 30) == 0
+        for pid in (pids[1], restarted):  # every worker stopped with the supervisor
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
