@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -98,6 +98,9 @@ class Hub:
     # Called when a commit does not follow the head: entries lie between that this process
     # did not write (another process's); the follower reads them from the store.
     on_gap: Callable[[], None] = lambda: None
+    # Reads what the database has past the head (set by the follower); a stream asked to
+    # start past the head awaits it first: another process may have committed that position.
+    catch_up: Callable[[], Awaitable[None]] | None = None
     _pending: Commit | None = None
     _next_fan_out: float = 0.0
 
@@ -342,6 +345,8 @@ async def stream(
     """GET /v1/stream. Errors are raised before the response starts."""
     if hub.closing:
         raise Unavailable("the server is shutting down", retry_after=1)
+    if params.after is not None and params.after > hub.head and hub.catch_up is not None:
+        await hub.catch_up()  # read-your-writes through any process
     subscriber, head = hub.subscribe(params.companies, params.types)
     try:
         after = start_position(params, head)

@@ -43,6 +43,7 @@ class Follower:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         hub.on_gap = self.wake
+        hub.catch_up = self.catch_up
 
     def start(self) -> None:
         self._tasks = [

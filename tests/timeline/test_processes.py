@@ -366,3 +366,31 @@ async def test_workers_share_a_port_are_restarted_and_stop_together() -> None:
         for pid in (pids[1], restarted):  # every worker stopped with the supervisor
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
+
+
+async def test_what_was_appended_through_one_process_is_readable_at_once_through_the_other(
+    database: Database,
+) -> None:
+    # On SQLite (two processes on one file) nothing tells the other process of a commit, and
+    # with this poll it would not look for an hour: only the read itself can find it.
+    env = {"TIMELINE_BOOTSTRAP_TOKEN": ADMIN, "TIMELINE_FEED_POLL_SECONDS": "3600"}
+    servers = [await start(database.url, "--no-seed", env=env) for _ in range(2)]
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(20):
+                body = {"events": [event_in(company="baidu")]}
+                response = await http.post(f"{servers[0].url}v1/events", json=body, headers=HEADERS)
+                position = response.json()["events"][0]["position"]
+                other = servers[1].url
+                state = await http.get(f"{other}v1/companies/baidu?known_at={position}")
+                assert state.status_code == 200, state.text
+                assert state.json()["known_at"]["position"] == position
+                # A stream from the new head: no 409, although this process may not have
+                # heard of that position yet.
+                async with aconnect_sse(http, "GET", f"{other}v1/stream?after={position}") as s:
+                    assert s.response.status_code == 200, await s.response.aread()
+    finally:
+        for server in servers:
+            server.process.send_signal(signal.SIGTERM)
+        for server in servers:
+            assert await asyncio.wait_for(server.process.wait(), 30) == 0
