@@ -333,8 +333,10 @@ async def test_workers_share_a_port_are_restarted_and_stop_together() -> None:
     with fresh("postgres") as database:
         env = {"TIMELINE_BOOTSTRAP_TOKEN": ADMIN}
         server = await start(database.url, "--no-seed", "--workers", "2", env=env)
-        pids = [int(pid) for pid in re.findall(r"is serving \(pid (\d+)\)", server.output)]
-        assert len(pids) == 2 and "with 2 workers" in server.output
+        found = re.findall(r"worker (\d+) is serving \(pid (\d+)\)", server.output)
+        workers = {int(number): int(pid) for number, pid in found}
+        assert sorted(workers) == [1, 2] and "with 2 workers" in server.output
+        pids = [workers[1], workers[2]]
         assert server.process.stdout is not None
         try:
             # No keep-alive: each request a new connection, which a live worker accepts.
