@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from events.backends import open_store, sqlite_path  # noqa: E402
+from events.backends import open_store, redacted, sqlite_path  # noqa: E402
 from events.envelope import NewEvent, validate_body  # noqa: E402
 from events.store import EventStore  # noqa: E402
 from events.writer import GroupWriter  # noqa: E402
@@ -268,14 +268,6 @@ def peer(dsn: str, log_size: int) -> Figures:
     return Figures(log_size, batch_rate, spread_rate, single_rate)
 
 
-def shown(url: str) -> str:
-    """A URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
-
-
 def pinning() -> str:
     cpus, total = sorted(os.sched_getaffinity(0)), os.cpu_count() or 0
     if len(cpus) < total:
@@ -314,10 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.log_size < 0 or not (args.db or args.peer_dsn):
         p.error("give --db and/or --peer-dsn, --runs >= 1 and --log-size >= 0")
     targets: dict[str, Callable[[], Figures]] = {
-        f"ours {shown(url)}": functools.partial(run_ours, url, args.log_size) for url in args.db
+        f"ours {redacted(url)}": functools.partial(run_ours, url, args.log_size) for url in args.db
     }
-    ours_pg = next((f"ours {shown(url)}" for url in args.db if url.startswith("postgres")), "")
-    peer_pg = f"peer eventsourcing {shown(args.peer_dsn)}" if args.peer_dsn else ""
+    ours_pg = next((f"ours {redacted(url)}" for url in args.db if url.startswith("postgres")), "")
+    peer_pg = f"peer eventsourcing {redacted(args.peer_dsn)}" if args.peer_dsn else ""
     if peer_pg:
         targets[peer_pg] = functools.partial(peer, args.peer_dsn, args.log_size)
     print(f"in-process benchmark: {args.runs} runs, log preloaded to {args.log_size:,} events")

@@ -55,15 +55,11 @@ async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt
     )
 
 
-async def company_version(store: EventStore, company: str, known: KnownAt) -> int:
-    return await store.version_at(company, known.position)
-
-
 async def company_state(
     store: EventStore, company: str, as_of: date, known: KnownAt, *, include_possible: bool
 ) -> dict[str, Any] | None:
     """GET /v1/companies/{company}; None when the company has no entry known at S."""
-    version = await company_version(store, company, known)
+    version = await store.version_at(company, known.position)
     if version == 0:
         return None
     facts = await temporal.live_facts(store, company, as_of.isoformat(), known.position)
@@ -84,7 +80,7 @@ async def timeline(
     store: EventStore, company: str, as_of: date, known: KnownAt
 ) -> list[tuple[RecordedEvent, Status]] | None:
     """GET /v1/companies/{company}/timeline: effective events begun by as_of, with status."""
-    if await company_version(store, company, known) == 0:
+    if await store.version_at(company, known.position) == 0:
         return None
     rows = await temporal.timeline_rows(store, company, as_of.isoformat(), known.position)
     return [(event, range_status(event.lo, event.hi, as_of) or "possible") for event in rows]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import signal
 import socket
 import sys
 from collections.abc import Sequence
 
-READY = re.compile(r"Timeline is serving (http://\S+) ")
+READY = "Timeline is serving http://"  # the line a worker prints once it listens
 RESTART_DELAY = 1.0
 
 
@@ -24,7 +23,6 @@ class Worker:
     def __init__(self, number: int, command: Sequence[str]) -> None:
         self.number, self.command = number, list(command)
         self.process: asyncio.subprocess.Process | None = None
-        self.url: str | None = None
         self._echoing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -33,8 +31,7 @@ class Worker:
         )
         assert self.process.stdout is not None
         while line := (await self.process.stdout.readline()).decode():
-            if found := READY.search(line):
-                self.url = found.group(1)
+            if READY in line:
                 break
             print(f"worker {self.number}: {line}", end="", flush=True)
         else:
