@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/timeline serve $(ARGS)
 
-# A store left open by a failing test keeps a non-daemon database thread alive and the
-# interpreter from exiting: bound the run so such a failure fails fast instead of hanging.
-TEST_TIMEOUT ?= 900
+# Each test is bounded (pytest-timeout, pyproject.toml); the whole run is too, because a store
+# left open by a failing test keeps a non-daemon database thread alive and the interpreter
+# from exiting. The run takes a few minutes; the bound leaves room for a slow day.
+TEST_TIMEOUT ?= 1500
 
 test: $(STAMP)
 	timeout --kill-after=30 $(TEST_TIMEOUT) $(BIN)/pytest -q

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import functools
 import logging
 import re
@@ -26,6 +25,7 @@ from events import schema
 from events.appender import LogStore, LogTransaction
 from events.errors import StoreError
 from events.store import Lease, Projection, Transaction
+from events.waits import set_within
 
 # The log's own tables at schema.VERSION. Text that is compared or ordered is COLLATE "C"
 # (byte order, as SQLite's BINARY), whatever the database's default collation is.
@@ -231,8 +231,7 @@ class _SessionLease(Lease):
 
     async def lost(self) -> None:
         while not self._released.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), HEARTBEAT_SECONDS)
+            if await set_within(self._released, HEARTBEAT_SECONDS):
                 return
             try:
                 await self._db.execute(b"SELECT 1")

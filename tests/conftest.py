@@ -25,6 +25,7 @@ def database(backend_name: str, tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture
-async def api(aiohttp_client: AiohttpClient, database: Database) -> Api:
-    """A real server on a fresh database of each backend, with tokens of each scope."""
+async def api(database: Database, aiohttp_client: AiohttpClient) -> Api:
+    """A real server on a fresh database of each backend, with tokens of each scope. The
+    database comes first so that it is dropped after the server (and its store) has closed."""
     return await make_api(aiohttp_client, database.url)

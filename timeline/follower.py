@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from events.envelope import RecordedEvent
 from events.errors import TimelineError
 from events.store import EventStore
+from events.waits import set_within
 from timeline.feed import Hub
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,7 @@ class Follower:
 
     async def _follow(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await set_within(self._wake, self.interval)
             self._wake.clear()
             try:
                 await self.catch_up()

@@ -22,6 +22,7 @@ from events.errors import PositionConflict, TimelineError
 from events.store import EventStore, Lease, timestamp
 from events.subscriptions import Subscriptions, Webhook
 from events.types import Slug
+from events.waits import set_within
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,7 @@ class Webhooks:
 
     async def _pause(self, seconds: float) -> None:
         """Stand by (commits do not cut it short: only stopping does)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), seconds)
+        await set_within(self._stopped, seconds)
 
     async def _refresh(self) -> None:
         """Run a task for every enabled webhook, and none for one deleted or disabled."""

@@ -7,11 +7,12 @@ service: one log, one feed, webhooks delivered once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+
+from events.waits import set_within
 
 READY = "Timeline is serving http://"  # the line a worker prints once it listens
 RESTART_DELAY = 1.0
@@ -96,8 +97,7 @@ async def _watch(worker: Worker, stop: asyncio.Event) -> int:
         if stop.is_set():
             return code
         print(f"worker {worker.number} exited ({code}); starting it again", file=sys.stderr)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), RESTART_DELAY)
+        await set_within(stop, RESTART_DELAY)
         if stop.is_set():
             return 0
         try:

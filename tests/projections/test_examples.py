@@ -38,7 +38,7 @@ DIDI = event_in(
 
 
 @pytest.fixture
-async def seeded(aiohttp_client: AiohttpClient, database: Database) -> Api:
+async def seeded(database: Database, aiohttp_client: AiohttpClient) -> Api:
     api = await make_api(aiohttp_client, database.url)
     await api.append({"events": [LETTER, TEAM, DIDI]})
     return api

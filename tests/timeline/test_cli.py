@@ -40,6 +40,18 @@ class Server:
     def __init__(self, process: asyncio.subprocess.Process, url: str, token: str | None) -> None:
         self.process, self.url, self.token = process, url, token
         self.db = self.output = ""
+        self.drained: asyncio.Task[None] | None = None
+
+    def drain(self) -> None:
+        """Keep reading what the server prints, so that a long run never fills the pipe (and
+        blocks the server on its next log line); it is kept in `output`."""
+
+        async def read() -> None:
+            assert self.process.stdout is not None
+            while line := await self.process.stdout.readline():
+                self.output += line.decode()
+
+        self.drained = asyncio.create_task(read())
 
 
 async def start(db: str, *extra: str, env: dict[str, str] | None = None) -> Server:

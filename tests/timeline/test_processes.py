@@ -4,6 +4,7 @@ and every subscriber of either sees every event once, in order."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -29,52 +30,102 @@ COMPANIES = ["alibaba", "baidu", "tencent", "huawei"]
 
 
 class Reader:
-    """An SSE subscriber that keeps what it receives, checking order on the way."""
+    """An SSE subscriber that keeps what it receives, checking order on the way. `cut` tells
+    that its stream ended with the process that served it."""
 
     def __init__(self, http: httpx.AsyncClient, url: str) -> None:
         self.seen: list[dict[str, Any]] = []
+        self.last = 0  # the last id received, a checkpoint's too
+        self.cut = False
         self.arrived = asyncio.Event()
         self.task = asyncio.create_task(self._read(http, url))
 
     async def _read(self, http: httpx.AsyncClient, url: str) -> None:
-        last = 0
-        async with aconnect_sse(http, "GET", url) as source:
+        try:
+            await self._stream(http, url)
+        except httpx.TransportError:  # the process was killed under it
+            self.cut = True
+
+    async def _stream(self, http: httpx.AsyncClient, url: str) -> None:
+        headers = {"Last-Event-ID": str(self.last)} if self.last else {}
+        async with aconnect_sse(http, "GET", url, headers=headers) as source:
+            assert source.response.status_code == 200, await source.response.aread()
             async for sse in source.aiter_sse():
                 if not sse.id:
                     continue
                 position = int(sse.id)
-                assert position > last, "positions only go up, never repeat"
-                last = position
+                assert position > self.last, "positions only go up, never repeat"
+                self.last = position
                 if sse.event != "checkpoint":
                     self.seen.append(json.loads(sse.data))
                     self.arrived.set()
 
     async def until(self, count: int) -> list[int]:
-        """The positions received, once there are `count` of them (or the stream failed)."""
+        """The positions received, once there are `count` of them (or the stream ended)."""
         while len(self.seen) < count and not self.task.done():
             await self.arrived.wait()
             self.arrived.clear()
         if self.task.done():
             self.task.result()  # raises what went wrong
         self.task.cancel()
+        return self.positions()
+
+    def positions(self) -> list[int]:
         return [event["position"] for event in self.seen]
 
 
-async def _writer(http: httpx.AsyncClient, base: str, n: int, appends: int) -> list[dict[str, Any]]:
-    """Singles and batches of 1-5 over shared companies, and its own company with
-    expected_version: every append must succeed."""
-    rng = random.Random(n)
-    mine, stored = f"writer-{n}", []
-    for version in range(appends):
-        if version % 3 == 0:
-            bodies = [event_in(company=mine, expected_version=version)]
-        else:
-            bodies = [event_in(company=rng.choice(COMPANIES)) for _ in range(rng.randint(1, 5))]
-            bodies[0]["company"] = mine  # keeps the count of its own company exact
-        response = await http.post(f"{base}v1/events", json={"events": bodies}, headers=HEADERS)
+class Resuming(Reader):
+    """A dashboard's subscriber: when the process serving it dies, it resumes from its last id
+    on whichever process is up."""
+
+    def __init__(self, http: httpx.AsyncClient, servers: list[Server], query: str) -> None:
+        self.servers, self.resumed = servers, 0
+        super().__init__(http, query)
+
+    async def _read(self, http: httpx.AsyncClient, query: str) -> None:
+        while True:
+            up = [server for server in self.servers if server.process.returncode is None]
+            with contextlib.suppress(httpx.TransportError):
+                await self._stream(http, f"{random.choice(up).url}v1/stream?{query}")
+            self.resumed += 1
+            await asyncio.sleep(0.05)  # both may be down at once: not in a tight loop
+
+
+EVENTS, WRITERS = 5_000, 8
+
+
+def _bodies(rng: random.Random, mine: str, version: int) -> list[dict[str, Any]]:
+    """The next append of writer `mine` whose own company is at `version`: every third a
+    single with expected_version, the others batches of 1-20 over shared companies, led by
+    one of its own (so that its own company's count stays exact)."""
+    if version % 3 == 0:
+        return [event_in(company=mine, expected_version=version)]
+    bodies = [event_in(company=rng.choice(COMPANIES)) for _ in range(rng.randint(1, 20))]
+    bodies[0]["company"] = mine
+    return bodies
+
+
+async def _writer(http: httpx.AsyncClient, base: str, n: int, events: int) -> list[dict[str, Any]]:
+    """Appends `events` events or a few more through one process: every append must succeed."""
+    rng, stored, version = random.Random(n), [], 0
+    while len(stored) < events:
+        body = {"events": _bodies(rng, f"writer-{n}", version)}
+        response = await http.post(f"{base}v1/events", json=body, headers=HEADERS)
         assert response.status_code == 201, response.text
         stored += response.json()["events"]
+        version += 1
     return stored
+
+
+async def _log(http: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
+    """The whole log as one process returns it, page by page."""
+    events: list[dict[str, Any]] = []
+    after: int | None = 0
+    while after is not None:
+        page = (await http.get(f"{base}v1/events?after={after}&limit=1000")).json()
+        events += page["events"]
+        after = page["next"]
+    return events
 
 
 async def _two_processes(database: Database) -> None:
@@ -82,7 +133,6 @@ async def _two_processes(database: Database) -> None:
     servers: list[Server] = [await start(database.url, "--no-seed", env=env)]
     servers.append(await start(database.url, "--no-seed", env=env))
     bases = [server.url for server in servers]
-    writers, appends = 8, 40
     total = 0
     async with httpx.AsyncClient(timeout=60) as http:
         try:
@@ -92,10 +142,11 @@ async def _two_processes(database: Database) -> None:
                 for query in ("", "&company=baidu")
             ]
             stored = await asyncio.gather(
-                *(_writer(http, bases[n % 2], n, appends) for n in range(writers))
+                *(_writer(http, bases[n % 2], n, EVENTS // WRITERS) for n in range(WRITERS))
             )
             appended = sorted((e for events in stored for e in events), key=lambda e: e["position"])
             total = len(appended)
+            assert total >= EVENTS
             assert [e["position"] for e in appended] == list(range(1, total + 1))
             everything = [e["position"] for e in appended]
             baidu = [e["position"] for e in appended if e["company"] == "baidu"]
@@ -105,6 +156,8 @@ async def _two_processes(database: Database) -> None:
             for base in bases:  # each process's feed has reached the database's head
                 health = (await http.get(f"{base}healthz")).json()
                 assert health == {"status": "ok", "head": total, "hub": total}
+            logs = [await _log(http, base) for base in bases]
+            assert logs[0] == logs[1] == appended
             digests = [(await http.get(f"{base}v1/digest")).json() for base in bases]
             assert digests[0] == digests[1]
             assert digests[0]["position"] == total
@@ -257,11 +310,12 @@ class Receiver:
 
 
 async def _append_somewhere(
-    http: httpx.AsyncClient, servers: list[Server], body: dict[str, Any]
-) -> dict[str, Any]:
-    """Append through whichever process answers (a retry of the same body is idempotent)."""
+    http: httpx.AsyncClient, servers: list[Server], first: int, body: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Append through process `first`, or whichever answers (a retry of the same body is
+    idempotent: it answers 200 with what the first attempt stored)."""
     while True:
-        for server in servers:
+        for server in servers[first:] + servers[:first]:
             if server.process.returncode is not None:
                 continue
             try:
@@ -269,53 +323,107 @@ async def _append_somewhere(
             except httpx.TransportError:
                 continue
             if response.status_code in (200, 201):
-                event: dict[str, Any] = response.json()["events"][0]
-                return event
-        await asyncio.sleep(0.05)  # both restarting: try again
+                events: list[dict[str, Any]] = response.json()["events"]
+                return events
+            assert response.status_code == 503, response.text  # its database session went
+        await asyncio.sleep(0.05)  # both down at once: try again
+
+
+class Load:
+    """Eight writers appending through two processes that are SIGKILLed and started again."""
+
+    def __init__(self, http: httpx.AsyncClient, servers: list[Server]) -> None:
+        self.http, self.servers = http, servers
+        self.answered: dict[int, dict[str, Any]] = {}  # position -> event, from 200s and 201s
+        self.going = True
+
+    async def writer(self, n: int) -> None:
+        rng, version = random.Random(n), 0
+        while self.going or len(self.answered) < EVENTS:
+            body = {"events": _bodies(rng, f"writer-{n}", version)}
+            for event in await _append_somewhere(self.http, self.servers, n % 2, body):
+                self.answered[event["position"]] = event
+            version += 1
 
 
 @needs_postgres
-async def test_webhooks_go_out_once_in_order_across_killed_processes() -> None:
+async def test_sigkills_under_load_lose_nothing_and_webhooks_go_out_once() -> None:
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     target = TestServer(app, host="127.0.0.1")
     await target.start_server()
+    rng = random.Random(12)
     with fresh("postgres") as database:
         env = {"TIMELINE_BOOTSTRAP_TOKEN": ADMIN, "TIMELINE_WEBHOOK_BACKOFF_SECONDS": "0.05"}
-        servers = [await start(database.url, "--no-seed", env=env) for _ in range(2)]
-        try:
-            async with httpx.AsyncClient(timeout=30) as http:
+        servers: list[Server] = []
+        readers: list[tuple[Server, Reader, str]] = []  # each process's own subscribers
+
+        async def launch() -> Server:
+            server = await start(database.url, "--no-seed", env=env)
+            server.drain()
+            for company in ("", "baidu"):
+                query = f"&company={company}" if company else ""
+                readers.append(
+                    (server, Reader(http, f"{server.url}v1/stream?after=0{query}"), company)
+                )
+            return server
+
+        async with httpx.AsyncClient(timeout=30) as http:
+            servers += [await launch(), await launch()]
+            try:
                 created = await http.post(
                     f"{servers[0].url}v1/webhooks",
                     json={"url": f"http://127.0.0.1:{target.port}/hook", "after": 0},
                     headers=HEADERS,
                 )
                 assert created.status_code == 201, created.text
-                answered: list[int] = []
-                rng = random.Random(5)
-                for kill in range(6):
-                    for _ in range(rng.randint(10, 40)):
-                        body = {"events": [event_in(company=rng.choice(COMPANIES))]}
-                        answered.append((await _append_somewhere(http, servers, body))["position"])
-                    victim = servers[kill % 2]
-                    victim.process.kill()  # SIGKILL: no goodbye, the lease goes with it
-                    await victim.process.wait()
-                    servers[kill % 2] = await start(database.url, "--no-seed", env=env)
-                for _ in range(20):
-                    body = {"events": [event_in(company="baidu")]}
-                    answered.append((await _append_somewhere(http, servers, body))["position"])
+                hopping = [
+                    Resuming(http, servers, "after=0"),
+                    Resuming(http, servers, "after=0&company=baidu"),
+                ]
+                load = Load(http, servers)
+                writers = asyncio.gather(*(load.writer(n) for n in range(WRITERS)))
+                for _ in range(6):  # at random moments, one of the two (possibly mid-commit)
+                    await asyncio.sleep(rng.uniform(0.2, 1.0))
+                    victim = rng.randrange(2)
+                    servers[victim].process.kill()
+                    await servers[victim].process.wait()
+                    servers[victim] = await launch()
+                load.going = False
+                await asyncio.wait_for(writers, 120)
                 head = (await http.get(f"{servers[0].url}v1/digest")).json()["position"]
-                assert sorted(answered) == list(range(1, head + 1))  # every 201 is in the log
+                log = await _log(http, servers[0].url)
+                # Every append answered 200 or 201 is in the log, and the log holds nothing else.
+                assert sorted(load.answered) == list(range(1, head + 1))
+                assert [e["id"] for e in log] == [load.answered[e["position"]]["id"] for e in log]
+                everything = list(range(1, head + 1))
+                baidu = [e["position"] for e in log if e["company"] == "baidu"]
+                # Resumed on the other process each time, it has every event once, in order.
+                for reader, expected in zip(hopping, (everything, baidu), strict=True):
+                    assert await asyncio.wait_for(reader.until(len(expected)), 60) == expected
+                    assert reader.resumed > 0
+                for server, reader, company in readers:
+                    expected = baidu if company else everything
+                    if server.process.returncode is None:  # a survivor's subscriber
+                        assert await asyncio.wait_for(reader.until(len(expected)), 60) == expected
+                    else:  # cut with its process: what it got is a prefix, without a gap
+                        assert reader.cut or reader.task.done()
+                        assert reader.positions() == expected[: len(reader.positions())]
                 while not receiver.ids or receiver.ids[-1] < head:
                     receiver.arrived.clear()
                     await asyncio.wait_for(receiver.arrived.wait(), 60)
-        finally:
-            for server in servers:
-                if server.process.returncode is None:
-                    server.process.send_signal(signal.SIGTERM)
-                    assert await asyncio.wait_for(server.process.wait(), 30) == 0
-            await target.close()
+                digests = [(await http.get(f"{s.url}v1/digest")).json() for s in servers]
+                assert digests[0] == digests[1]
+                code, out, err = run("verify", "--db", database.url)
+                assert code == 0, err
+                assert out.startswith(f"chain holds: {head} events")
+            finally:
+                for server in servers:
+                    if server.process.returncode is None:
+                        server.process.send_signal(signal.SIGTERM)
+                        assert await asyncio.wait_for(server.process.wait(), 30) == 0
+                await target.close()
     # In order, each once; a delivery in flight at a kill may come again, with its id.
     once = [p for i, p in enumerate(receiver.ids) if i == 0 or p != receiver.ids[i - 1]]
     assert once == list(range(1, head + 1))
