@@ -5,7 +5,8 @@ size, JSON parsing, pydantic validation and defaults, via `timeline.routes.read_
 answers 201 with a body shaped and sized like the real one, but stores nothing: it is the
 upper bound ("the limit") that a durable append could reach on this machine.
 
-Run by bench/append.py; it prints `port <n>` once it listens on 127.0.0.1, and stops on
+Run by bench/append.py (several on one port with --reuse-port, as `timeline serve --workers`
+does); it prints `port <n>` once it listens on 127.0.0.1, and stops on
 SIGTERM/SIGINT or when the process that started it goes away. The admin token comes from
 TIMELINE_BOOTSTRAP_TOKEN, like `timeline serve`.
 """
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from events.envelope import NewEvent, RecordedEvent
 from events.store import Appended, timestamp
+from events.waits import set_within
 from timeline.app import create_app
 from timeline.config import Settings
 from timeline.routes import created_response, read_events
@@ -52,19 +54,18 @@ async def post_validate(request: web.Request) -> web.Response:
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
     """Stop when the benchmark that started this server is gone (even if it was killed)."""
     while os.getppid() == parent:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1)
+        if await set_within(stop, 1):
             return
     stop.set()
 
 
-async def serve(db: str, synchronous: Synchronous) -> None:
-    settings = Settings(db=db, host="127.0.0.1", port=0, sqlite_synchronous=synchronous)
+async def serve(db: str, synchronous: Synchronous, port: int, reuse_port: bool) -> None:
+    settings = Settings(db=db, host="127.0.0.1", port=port, sqlite_synchronous=synchronous)
     app = create_app(settings)
     app.router.add_post("/bench/validate", post_validate)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -86,11 +87,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="database URL, e.g. sqlite:////tmp/b.db")
     parser.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default="FULL")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument(
+        "--reuse-port", action="store_true", help="share the port with other servers (workers)"
+    )
     args = parser.parse_args()
     if not os.environ.get("TIMELINE_BOOTSTRAP_TOKEN"):
         print("TIMELINE_BOOTSTRAP_TOKEN must be set", file=sys.stderr)
         return 2
-    asyncio.run(serve(args.db, cast(Synchronous, args.synchronous)))
+    asyncio.run(serve(args.db, cast(Synchronous, args.synchronous), args.port, args.reuse_port))
     return 0
 
 
