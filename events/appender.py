@@ -31,6 +31,9 @@ INSERT_COLUMNS = COLUMNS.split(", ")
 HEAD = "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
 # Values bound in one IN (...) list at most.
 MAX_VARIABLES = 900
+# Positions are 64-bit integers in both backends: a larger one a client asks for lies past the
+# head of any log, and is never handed to a driver (which would overflow).
+MAX_POSITION = 2**63 - 1
 # Companies whose version the writer remembers between transactions (see _plan).
 MAX_CACHED_VERSIONS = 100_000
 
@@ -227,14 +230,14 @@ class LogStore(EventStore):
         rows = await self.query(
             "SELECT version FROM events WHERE company = ? AND position <= ? "
             "ORDER BY version DESC LIMIT 1",
-            (company, position),
+            (company, min(position, MAX_POSITION)),
         )
         return int(rows[0][0]) if rows else 0
 
     async def companies_at(self, position: int) -> list[str]:
         rows = await self.query(
             "SELECT DISTINCT company FROM events WHERE position <= ? ORDER BY company",
-            (position,),
+            (min(position, MAX_POSITION),),
         )
         return [str(company) for (company,) in rows]
 
@@ -247,11 +250,13 @@ class LogStore(EventStore):
         types: Sequence[str] = (),
         until: int | None = None,
     ) -> list[RecordedEvent]:
+        if after >= MAX_POSITION:
+            return []
         where = ["position > ?"]
         params: list[Any] = [after]
         if until is not None:
             where.append("position <= ?")
-            params.append(until)
+            params.append(min(until, MAX_POSITION))
         if companies:
             where.append(f"company IN ({marks(companies)})")
             params.extend(companies)
@@ -264,7 +269,7 @@ class LogStore(EventStore):
 
     async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
         found: list[RecordedEvent] = []
-        wanted = sorted(set(positions))
+        wanted = sorted({position for position in positions if 0 < position <= MAX_POSITION})
         for start in range(0, len(wanted), MAX_VARIABLES):
             chunk = wanted[start : start + MAX_VARIABLES]
             rows = await self.query(

@@ -58,8 +58,8 @@ class Fact:
 def range_status(lo: str, hi: str, as_of: date) -> Status | None:
     """Definite when the whole range [lo, hi) is over by the end of `as_of`; possible when it
     has begun; None when it lies wholly after. ISO dates compare as strings."""
-    if hi <= (as_of + timedelta(days=1)).isoformat():
-        return "definite"
+    if as_of == date.max or hi <= (as_of + timedelta(days=1)).isoformat():
+        return "definite"  # (every range ends by the end of the calendar)
     if lo <= as_of.isoformat():
         return "possible"
     return None

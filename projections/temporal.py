@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import orjson
@@ -467,7 +467,8 @@ async def chronology_page(
     if start is not None:
         # hi > start is what counts; the bound on lo lets the index skip older ranges.
         where.append("f.hi > ? AND f.lo > ?")
-        params += [start.isoformat(), (start - timedelta(days=MAX_SPAN_DAYS)).isoformat()]
+        earliest = date.fromordinal(max(1, start.toordinal() - MAX_SPAN_DAYS))
+        params += [start.isoformat(), earliest.isoformat()]
     if after is not None:
         where.append("(f.lo, f.hi, f.position) > (?, ?, ?)")
         params += after

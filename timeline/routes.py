@@ -178,9 +178,17 @@ def query_known_at(request: web.Request) -> int | datetime | None:
     if _TIME.fullmatch(raw) is None:
         raise bad_query("known_at", "expected a log position or an RFC 3339 time with offset")
     try:
-        return datetime.fromisoformat(raw.upper().replace(" ", "T"))
+        moment = datetime.fromisoformat(raw.upper().replace(" ", "T"))
     except ValueError:
         raise bad_query("known_at", f"{raw!r} is not a valid time") from None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # within a day of the calendar's ends: before or after any entry
+        return (
+            datetime.min.replace(tzinfo=UTC)
+            if moment.year == 1
+            else datetime.max.replace(tzinfo=UTC)
+        )
 
 
 def query_bool(request: web.Request, name: str) -> bool:
