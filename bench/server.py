@@ -29,6 +29,7 @@ from events.waits import set_within
 from timeline.app import create_app
 from timeline.config import Settings
 from timeline.routes import created_response, read_events
+from timeline.runner import Runner
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _FAKE_HASH = "f" * 64
@@ -63,7 +64,7 @@ async def serve(db: str, synchronous: Synchronous, port: int, reuse_port: bool) 
     settings = Settings(db=db, host="127.0.0.1", port=port, sqlite_synchronous=synchronous)
     app = create_app(settings)
     app.router.add_post("/bench/validate", post_validate)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = Runner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None)
     await site.start()

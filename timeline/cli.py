@@ -35,6 +35,7 @@ from timeline import workers
 from timeline.app import create_app
 from timeline.auth import SCOPES, Scope, create_token, digest
 from timeline.config import Settings
+from timeline.runner import Runner
 from timeline.transfer import FORMATS, Format, Importer, copy, export
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "big-models-2023.ndjson"
@@ -92,7 +93,7 @@ async def _serve(settings: Settings, *, seed: bool, worker: bool = False) -> Non
     token, seeded = (None, 0) if worker else await _first_run(settings, seed=seed)
     if seeded:
         print(f"Loaded the seed timeline: {seeded} events", flush=True)
-    runner = web.AppRunner(
+    runner = Runner(
         create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()
