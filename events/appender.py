@@ -16,12 +16,22 @@ import concurrent.futures
 import operator
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from events.envelope import NewEvent, RecordedEvent
 from events.errors import TimelineError
 from events.plan import GroupPlan, revalidated
-from events.store import Appended, EventStore, Head, Projection, Transaction, timestamp
+from events.store import (
+    TOKEN_ID_LENGTH,
+    Appended,
+    EventStore,
+    Head,
+    Projection,
+    TokenRecord,
+    Transaction,
+    timestamp,
+)
 
 T = TypeVar("T")
 
@@ -34,6 +44,8 @@ MAX_VARIABLES = 900
 # Positions are 64-bit integers in both backends: a larger one a client asks for lies past the
 # head of any log, and is never handed to a driver (which would overflow).
 MAX_POSITION = 2**63 - 1
+TOKEN_COLUMNS = "digest, scope, label, created, last_used, revoked"
+HEX_DIGITS = "0123456789abcdef"
 # Companies whose version the writer remembers between transactions (see _plan).
 MAX_CACHED_VERSIONS = 100_000
 
@@ -295,8 +307,40 @@ class LogStore(EventStore):
         await self.run(work)
 
     async def token_scope(self, digest: str) -> str | None:
-        rows = await self.query("SELECT scope FROM tokens WHERE digest = ?", (digest,))
+        rows = await self.query(
+            "SELECT scope FROM tokens WHERE digest = ? AND revoked IS NULL", (digest,)
+        )
         return str(rows[0][0]) if rows else None
+
+    async def tokens(self) -> list[TokenRecord]:
+        rows = await self.query(f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created, digest")
+        return [TokenRecord(*row) for row in rows]
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        if len(token_id) < TOKEN_ID_LENGTH or not set(token_id.lower()) <= set(HEX_DIGITS):
+            return None
+
+        def work(tx: Transaction) -> TokenRecord | None:
+            rows = tx.fetch(
+                f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest LIKE ?", (f"{token_id.lower()}%",)
+            )
+            if len(rows) != 1:
+                return None
+            found = TokenRecord(*rows[0])
+            if found.revoked is None:
+                found = replace(found, revoked=timestamp())
+                tx.execute(
+                    "UPDATE tokens SET revoked = ? WHERE digest = ?", (found.revoked, found.digest)
+                )
+            return found
+
+        return await self.run(work)
+
+    async def token_used(self, digest: str, moment: str) -> None:
+        def work(tx: Transaction) -> None:
+            tx.execute("UPDATE tokens SET last_used = ? WHERE digest = ?", (moment, digest))
+
+        await self.run(work)
 
     async def schema_version(self) -> int:
         rows = await self.query("SELECT MAX(version) FROM schema_version")

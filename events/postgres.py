@@ -59,10 +59,12 @@ FOR EACH STATEMENT EXECUTE FUNCTION timeline_append_only()""",
     digest  TEXT COLLATE "C" PRIMARY KEY,
     scope   TEXT NOT NULL,
     label   TEXT,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    last_used TEXT,
+    revoked TEXT
 )""",
 )
-MIGRATIONS = schema.Migrations(create=SCHEMA)
+MIGRATIONS = schema.Migrations(create=SCHEMA, steps={3: schema.TOKEN_STEPS})
 
 # Appends are serialized by this lock, taken first in every write transaction: an entry's
 # position is head + 1 when its transaction plans it, so positions are gapless, and with the

@@ -14,7 +14,12 @@ from events.store import Projection, Transaction, timestamp
 
 # The version of the schema this code writes. 1 is the schema of the releases before versions
 # were kept (a SQLite file with a log and no schema_version table).
-VERSION = 2
+VERSION = 3
+# Version 3: a token records when it was last used and when it was revoked (both backends).
+TOKEN_STEPS = (
+    "ALTER TABLE tokens ADD COLUMN last_used TEXT",
+    "ALTER TABLE tokens ADD COLUMN revoked TEXT",
+)
 
 VERSION_TABLE = "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
 # The columns a log has had since version 1: a table `events` without them is not a log.

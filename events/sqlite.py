@@ -47,14 +47,16 @@ BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END""
     digest  TEXT PRIMARY KEY,
     scope   TEXT NOT NULL,
     label   TEXT,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    last_used TEXT,
+    revoked TEXT
 ) WITHOUT ROWID""",
 )
 MIGRATIONS = schema.Migrations(
     create=SCHEMA,
     # Version 1 kept an index on `recorded` (a binary search over positions replaced it) and
     # created the webhooks table when serving.
-    steps={2: ("DROP INDEX IF EXISTS events_recorded",)},
+    steps={2: ("DROP INDEX IF EXISTS events_recorded",), 3: schema.TOKEN_STEPS},
     legacy=True,
 )
 

@@ -103,6 +103,26 @@ class Projection(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What is stored of a token: never its secret, only its SHA-256."""
+
+    digest: str
+    scope: str
+    label: str | None
+    created: str
+    last_used: str | None
+    revoked: str | None
+
+    @property
+    def id(self) -> str:
+        """How a person names it: the first 12 hex digits of its digest."""
+        return self.digest[:TOKEN_ID_LENGTH]
+
+
+TOKEN_ID_LENGTH = 12
+
+
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC with microseconds, the one format of every time the server sets."""
     moment = moment or datetime.now(UTC)
@@ -226,7 +246,20 @@ class EventStore(ABC):
 
     @abstractmethod
     async def token_scope(self, digest: str) -> str | None:
-        """The scope of the token with this SHA-256, if any."""
+        """The scope of the token with this SHA-256, if any and not revoked."""
+
+    @abstractmethod
+    async def tokens(self) -> list[TokenRecord]:
+        """Every token stored, revoked ones too, oldest first."""
+
+    @abstractmethod
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        """Revoke the token whose id (its digest's first 12 hex digits) or digest this is;
+        returns it (revoked already or now), None if no token has it."""
+
+    @abstractmethod
+    async def token_used(self, digest: str, moment: str) -> None:
+        """Record that the token was used at `moment` (a timestamp)."""
 
     @abstractmethod
     async def count_tokens(self) -> int:

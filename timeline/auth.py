@@ -3,12 +3,19 @@ Scope `admin` includes `append`, which includes `read`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import re
 import secrets
+import time
+from dataclasses import dataclass
 from typing import Literal
 
 from events.errors import Forbidden, Unauthorized
-from events.store import EventStore
+from events.store import EventStore, timestamp
+
+log = logging.getLogger(__name__)
 
 Scope = Literal["read", "append", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "append", "admin")
@@ -34,26 +41,65 @@ async def create_token(store: EventStore, scope: Scope, label: str | None = None
     return token
 
 
+# RFC 6750, section 2.1: the scheme (any case), one or more spaces, a b64token, nothing else.
+# (aiohttp has already removed the spaces and tabs that HTTP allows around a header's value.)
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+# How long a token's scope is trusted without asking the store: a token revoked (by any
+# process) stops working within this time.
+RECHECK_SECONDS = 5.0
+# How often a token's last use is written: at most once a minute per token and process.
+USED_EVERY_SECONDS = 60.0
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer` header, or Unauthorized."""
+    found = _BEARER.fullmatch(authorization or "")
+    if found is None:
+        raise Unauthorized("this request needs an Authorization: Bearer <token> header")
+    return found.group(1)
+
+
+@dataclass
+class _Known:
+    scope: str
+    checked: float
+    used: float = -USED_EVERY_SECONDS
+
+
 class Tokens:
-    """Checks bearer tokens against the store. Known tokens are cached: a token is never
-    revoked in this version, and one lookup per request would cost a database call."""
+    """Checks bearer tokens against the store. A known token's scope is cached for
+    RECHECK_SECONDS (one lookup per request would cost a database call), and its last use is
+    recorded about once a minute, in the background."""
 
     def __init__(self, store: EventStore) -> None:
         self._store = store
-        self._known: dict[str, str] = {}
+        self._known: dict[str, _Known] = {}
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def require(self, authorization: str | None, needed: Scope) -> None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("this request needs an Authorization: Bearer <token> header")
-        key = digest(token.strip())
-        scope = self._known.get(key)
-        if scope is None:
+        key = digest(bearer(authorization))
+        now = time.monotonic()
+        known = self._known.get(key)
+        if known is None or now - known.checked > RECHECK_SECONDS:
             scope = await self._store.token_scope(key)
             if scope is None:
+                self._known.pop(key, None)
                 raise Unauthorized("the bearer token is not known to this server")
-            self._known[key] = scope
-        if not grants(scope, needed):
-            raise Forbidden(
-                f"this request needs a token with scope {needed!r}; yours has {scope!r}"
+            known = self._known[key] = _Known(
+                scope, now, known.used if known else -USED_EVERY_SECONDS
             )
+        if not grants(known.scope, needed):
+            raise Forbidden(
+                f"this request needs a token with scope {needed!r}; yours has {known.scope!r}"
+            )
+        if now - known.used >= USED_EVERY_SECONDS:
+            known.used = now
+            task = asyncio.create_task(self._used(key, timestamp()))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _used(self, key: str, moment: str) -> None:
+        try:
+            await self._store.token_used(key, moment)
+        except Exception:  # the database is away, or the store closing: a later use writes
+            log.info("could not record a token's last use")

@@ -1,4 +1,5 @@
-"""The `timeline` command: serve, verify, rebuild, import, export, copy, migrate, token create."""
+"""The `timeline` command: serve, verify, rebuild, import, export, copy, migrate, and token
+create, list and revoke."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from rich.progress import (
 from events.backends import is_postgres, open_store, redacted, sqlite_path
 from events.envelope import MAX_BATCH, parse_json, validate_body
 from events.errors import NotFound, TimelineError
-from events.store import EventStore
+from events.store import EventStore, TokenRecord
 from projections.rebuild import projections, rebuild
 from timeline import workers
 from timeline.app import create_app
@@ -360,7 +361,8 @@ def _bounded(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 async def _token_create(settings: Settings, scope: Scope, label: str | None) -> str:
-    store = await _open(settings)
+    # A mistyped --db must not make a new, empty database whose tokens no server reads.
+    store = await _open(settings, create=False)
     try:
         return await create_token(store, scope, label)
     finally:
@@ -369,6 +371,45 @@ async def _token_create(settings: Settings, scope: Scope, label: str | None) -> 
 
 def token_create(args: argparse.Namespace) -> int:
     print(asyncio.run(_token_create(_settings(args), args.scope, args.label)))
+    return 0
+
+
+async def _tokens(settings: Settings) -> list[TokenRecord]:
+    store = await _open(settings, create=False)
+    try:
+        return await store.tokens()
+    finally:
+        await store.close()
+
+
+def token_list(args: argparse.Namespace) -> int:
+    """One line per token: id, scope, created, last used, revoked, label (never a secret)."""
+    print(f"{'id':<12}  {'scope':<6}  {'created':<27}  {'last used':<27}  {'revoked':<27}  label")
+    for token in asyncio.run(_tokens(_settings(args))):
+        print(
+            f"{token.id:<12}  {token.scope:<6}  {token.created:<27}  "
+            f"{token.last_used or '-':<27}  {token.revoked or '-':<27}  {token.label or ''}"
+        )
+    return 0
+
+
+async def _token_revoke(settings: Settings, token_id: str) -> TokenRecord | None:
+    store = await _open(settings, create=False)
+    try:
+        return await store.revoke_token(token_id)
+    finally:
+        await store.close()
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    revoked = asyncio.run(_token_revoke(_settings(args), args.id))
+    if revoked is None:
+        print(
+            f"timeline: no token has the id {args.id!r} (`timeline token list` shows them)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"revoked token {revoked.id} ({revoked.scope}) at {revoked.revoked}")
     return 0
 
 
@@ -469,6 +510,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", choices=SCOPES, required=True)
     create.add_argument("--label", help="a note stored beside the token's hash")
     create.set_defaults(func=token_create)
+    listing = token_commands.add_parser("list", parents=[db], help="list the tokens")
+    listing.set_defaults(func=token_list)
+    revoke = token_commands.add_parser(
+        "revoke", parents=[db], help="revoke a token: servers refuse it within 5 seconds"
+    )
+    revoke.add_argument("id", help="the token's id, as `timeline token list` shows it")
+    revoke.set_defaults(func=token_revoke)
     return root
 
 

@@ -159,9 +159,10 @@ def test_verify_and_a_tampered_file(tmp_path: Path) -> None:
 
 def test_token_create_and_read_auth(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'tokens.db'}"
-    code, out, _ = run("token", "create", "--scope", "read", "--db", db)
+    assert run("migrate", "--db", db)[0] == 0  # token create needs a database: it makes none
+    code, out, err = run("token", "create", "--scope", "read", "--db", db)
     token = out.strip()
-    assert code == 0
+    assert code == 0, err
     assert token.startswith("tl_")
     with sqlite3.connect(tmp_path / "tokens.db") as conn:
         stored = conn.execute("SELECT digest, scope FROM tokens").fetchall()
