@@ -293,7 +293,9 @@ class Server:
         cpu: int | None,
         log_path: Path,
         workers: int = 1,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env or {}
         self.script = script
         self.db = url
         self.synchronous = synchronous
@@ -311,10 +313,11 @@ class Server:
     def __enter__(self) -> Server:
         try:
             with socket.socket() as reserved:
-                # The port is held (bound, not listening) until every worker listens on it.
-                reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                reserved.bind(("127.0.0.1", 0))
-                port = reserved.getsockname()[1] if self.workers > 1 else 0
+                port = 0  # one process: any free port
+                if self.workers > 1:  # held (bound, not listening) until every worker listens
+                    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    reserved.bind(("127.0.0.1", 0))
+                    port = reserved.getsockname()[1]
                 for _ in range(self.workers):  # the first one creates the schema alone
                     self.port = self._start(port)
         except BaseException:
@@ -323,7 +326,7 @@ class Server:
         return self
 
     def _start(self, port: int) -> int:
-        env = {**os.environ, "TIMELINE_BOOTSTRAP_TOKEN": self.token}
+        env = {**os.environ, **self.env, "TIMELINE_BOOTSTRAP_TOKEN": self.token}
         env.pop("TIMELINE_DB", None)
         command = [sys.executable, str(self.script), "--db", self.db]
         command += ["--synchronous", self.synchronous, "--port", str(port)]

@@ -85,10 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.dir)))
         servers = {}
         for name, env in (("A", a_env), ("B", b_env)):
-            db = directory / f"compare-{name.lower()}.db"
-            server = Server(SERVER, db, args.synchronous, bench.token, bench.server_cpu, env)
+            db = f"sqlite:///{directory / f'compare-{name.lower()}.db'}"
+            log = directory / f"compare-{name.lower()}.log"
+            server = Server(
+                SERVER, db, args.synchronous, bench.token, bench.server_cpu, log, env=env
+            )
             servers[name] = stack.enter_context(server)
-            print(f"{name}: {env or '(defaults)'}  pid {server.process and server.process.pid}")
+            print(f"{name}: {env or '(defaults)'}  pid {server.pids[0]}")
         load = {"connections": args.connections, "batch": args.batch}
         if args.warmup > 0:
             for server in servers.values():

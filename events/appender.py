@@ -242,14 +242,14 @@ class LogStore(EventStore):
         rows = await self.query(
             "SELECT version FROM events WHERE company = ? AND position <= ? "
             "ORDER BY version DESC LIMIT 1",
-            (company, min(position, MAX_POSITION)),
+            (company, position),
         )
         return int(rows[0][0]) if rows else 0
 
     async def companies_at(self, position: int) -> list[str]:
         rows = await self.query(
             "SELECT DISTINCT company FROM events WHERE position <= ? ORDER BY company",
-            (min(position, MAX_POSITION),),
+            (position,),
         )
         return [str(company) for (company,) in rows]
 

@@ -11,9 +11,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from aiohttp import web
 from rich.console import Console
@@ -30,16 +30,19 @@ from rich.progress import (
 from events.backends import is_postgres, open_store, redacted, sqlite_path
 from events.envelope import MAX_BATCH, parse_json, validate_body
 from events.errors import NotFound, TimelineError
-from events.store import EventStore, TokenRecord
+from events.store import EventStore
 from projections.rebuild import projections, rebuild
 from timeline import workers
 from timeline.app import create_app
-from timeline.auth import SCOPES, Scope, create_token, digest
+from timeline.auth import SCOPES, create_token, digest
 from timeline.config import Settings
 from timeline.runner import Runner
 from timeline.transfer import FORMATS, Format, Importer, copy, export
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "big-models-2023.ndjson"
+
+
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -360,32 +363,29 @@ def _bounded(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-async def _token_create(settings: Settings, scope: Scope, label: str | None) -> str:
-    # A mistyped --db must not make a new, empty database whose tokens no server reads.
+async def _on_log(settings: Settings, work: Callable[[EventStore], Awaitable[T]]) -> T:
+    """`work` on the store of a database that holds a log: the token commands refuse to make
+    a new, empty database (a mistyped --db would get tokens that no server reads)."""
     store = await _open(settings, create=False)
     try:
-        return await create_token(store, scope, label)
+        return await work(store)
     finally:
         await store.close()
 
 
 def token_create(args: argparse.Namespace) -> int:
-    print(asyncio.run(_token_create(_settings(args), args.scope, args.label)))
+    async def create(store: EventStore) -> str:
+        return await create_token(store, args.scope, args.label)
+
+    print(asyncio.run(_on_log(_settings(args), create)))
     return 0
-
-
-async def _tokens(settings: Settings) -> list[TokenRecord]:
-    store = await _open(settings, create=False)
-    try:
-        return await store.tokens()
-    finally:
-        await store.close()
 
 
 def token_list(args: argparse.Namespace) -> int:
     """One line per token: id, scope, created, last used, revoked, label (never a secret)."""
+    tokens = asyncio.run(_on_log(_settings(args), lambda store: store.tokens()))
     print(f"{'id':<12}  {'scope':<6}  {'created':<27}  {'last used':<27}  {'revoked':<27}  label")
-    for token in asyncio.run(_tokens(_settings(args))):
+    for token in tokens:
         print(
             f"{token.id:<12}  {token.scope:<6}  {token.created:<27}  "
             f"{token.last_used or '-':<27}  {token.revoked or '-':<27}  {token.label or ''}"
@@ -393,16 +393,8 @@ def token_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _token_revoke(settings: Settings, token_id: str) -> TokenRecord | None:
-    store = await _open(settings, create=False)
-    try:
-        return await store.revoke_token(token_id)
-    finally:
-        await store.close()
-
-
 def token_revoke(args: argparse.Namespace) -> int:
-    revoked = asyncio.run(_token_revoke(_settings(args), args.id))
+    revoked = asyncio.run(_on_log(_settings(args), lambda store: store.revoke_token(args.id)))
     if revoked is None:
         print(
             f"timeline: no token has the id {args.id!r} (`timeline token list` shows them)",
