@@ -32,6 +32,7 @@ from events.store import (
     Transaction,
     timestamp,
 )
+from events.types import AMENDMENTS
 
 T = TypeVar("T")
 
@@ -66,6 +67,8 @@ WITH RECURSIVE search(low, high) AS (
 SELECT e.position, e.hash, e.recorded FROM search JOIN events e ON e.position = search.low
 WHERE search.low = search.high
 """
+
+_AMENDMENTS = sorted(AMENDMENTS)
 
 _row = operator.attrgetter(*RecordedEvent.__slots__)
 
@@ -110,6 +113,9 @@ class LogStore(EventStore):
         self._known_versions: dict[str, int] = {}
 
     # What a backend supplies.
+
+    # SQL giving an amendment's target id from its row's `data` (JSON text).
+    TARGET_ID: str
 
     @abstractmethod
     def _transaction(self, work: Callable[[Transaction], T]) -> concurrent.futures.Future[T]:
@@ -261,6 +267,7 @@ class LogStore(EventStore):
         companies: Sequence[str] = (),
         types: Sequence[str] = (),
         until: int | None = None,
+        amendments_follow: bool = False,
     ) -> list[RecordedEvent]:
         if after >= MAX_POSITION:
             return []
@@ -272,7 +279,15 @@ class LogStore(EventStore):
         if companies:
             where.append(f"company IN ({marks(companies)})")
             params.extend(companies)
-        if types:
+        if types and amendments_follow:
+            # An amendment's target is never an amendment, and has the amendment's company.
+            where.append(
+                f"(type IN ({marks(types)}) OR (type IN ({marks(_AMENDMENTS)}) AND EXISTS ("
+                f"SELECT 1 FROM events target WHERE target.id = {self.TARGET_ID} "
+                f"AND target.type IN ({marks(types)}))))"
+            )
+            params.extend([*types, *_AMENDMENTS, *types])
+        elif types:
             where.append(f"type IN ({marks(types)})")
             params.extend(types)
         params.append(limit)

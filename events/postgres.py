@@ -253,6 +253,8 @@ class PostgresEventStore(LogStore):
     log's lock first, so they append one at a time, and what a store remembers between
     groups is checked against the head it finds (see LogStore)."""
 
+    TARGET_ID = "(events.data::json ->> 'target')"
+
     def __init__(
         self,
         url: str,

@@ -248,6 +248,8 @@ class SQLiteEventStore(LogStore):
     time, positions are gapless and in commit order. Reads go through an aiosqlite connection
     of their own, which WAL lets run beside the writer."""
 
+    TARGET_ID = "json_extract(events.data, '$.target')"
+
     def __init__(
         self,
         writer: sqlite3.Connection,

@@ -203,8 +203,12 @@ class EventStore(ABC):
         companies: Sequence[str] = (),
         types: Sequence[str] = (),
         until: int | None = None,
+        amendments_follow: bool = False,
     ) -> list[RecordedEvent]:
-        """Entries with after < position (≤ until), in position order, optionally filtered."""
+        """Entries with after < position (≤ until), in position order, optionally filtered.
+        With `amendments_follow`, the `types` filter also passes every amendment whose target
+        is of one of those types (a consumer that filters by type sees its facts retracted
+        and corrected); without it, the filter is on each entry's own type."""
 
     @abstractmethod
     async def get(self, event_id: str) -> RecordedEvent | None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 
-from events.envelope import RecordedEvent
 from events.errors import NotFound
 from events.store import EventStore, Transaction
 
@@ -66,11 +65,6 @@ class Webhook:
         if with_secret:
             shown["secret"] = self.secret
         return shown
-
-    def wants(self, event: RecordedEvent) -> bool:
-        return (not self.companies or event.company in self.companies) and (
-            not self.types or event.type in self.types
-        )
 
 
 def schema() -> Sequence[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,31 +21,44 @@ from projections.state import KnownAt
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where a page ended: the pinned position S and the last (lo, hi, position) returned."""
+    """Where a page ended: the pinned position S, the last (lo, hi, position) returned, and
+    the filters of the pages it continues (`filters`: their fingerprint)."""
 
     known_at: int
     lo: str
     hi: str
     position: int
+    filters: str
 
     def encode(self) -> str:
-        raw = orjson.dumps([1, self.known_at, self.lo, self.hi, self.position])
+        raw = orjson.dumps([2, self.known_at, self.lo, self.hi, self.position, self.filters])
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            version, known_at, lo, hi, position = orjson.loads(raw)
+            version, known_at, lo, hi, position, filters = orjson.loads(raw)
             date.fromisoformat(lo), date.fromisoformat(hi)
-            if version != 1 or not all(isinstance(n, int) for n in (known_at, position)):
+            if version != 2 or not all(isinstance(n, int) for n in (known_at, position)):
                 raise ValueError(text)
-            return cls(known_at, lo, hi, position)
+            if not isinstance(filters, str):
+                raise ValueError(text)
+            return cls(known_at, lo, hi, position, filters)
         except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
             raise BadRequest(
                 "the cursor is not one this server issued",
                 errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
             ) from None
+
+
+def fingerprint(
+    start: date | None, end: date | None, companies: Sequence[str], types: Sequence[str]
+) -> str:
+    """The filters of a page, as its cursor carries them: the same set, in any order, gives
+    the same text."""
+    chosen = [str(start), str(end), sorted(set(companies)), sorted(set(types))]
+    return hashlib.sha256(orjson.dumps(chosen)).hexdigest()[:16]
 
 
 async def chronology(
@@ -58,7 +72,14 @@ async def chronology(
     limit: int = 100,
     after: Cursor | None = None,
 ) -> tuple[list[RecordedEvent], Cursor | None]:
-    """One page of effective events meeting the days [start, end], in (lo, hi, position) order."""
+    """One page of effective events meeting the days [start, end], in (lo, hi, position)
+    order. A cursor continues only the pages of the filters it was made with."""
+    filters = fingerprint(start, end, companies, types)
+    if after is not None and after.filters != filters:
+        raise BadRequest(
+            "the cursor continues pages of other filters (from, to, company, type) than these",
+            errors=[{"loc": ["query", "cursor"], "msg": "made with other filters"}],
+        )
     events = await temporal.chronology_page(
         store,
         known.position,
@@ -72,4 +93,4 @@ async def chronology(
     if len(events) <= limit:
         return events, None
     last = events[limit - 1]
-    return events[:limit], Cursor(known.position, last.lo, last.hi, last.position)
+    return events[:limit], Cursor(known.position, last.lo, last.hi, last.position, filters)

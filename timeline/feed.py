@@ -16,6 +16,7 @@ from aiohttp import HttpVersion11, web
 from events.envelope import RecordedEvent
 from events.errors import BadRequest, PositionConflict, Unavailable
 from events.store import EventStore
+from events.types import AMENDMENTS
 from projections import state
 
 RETRY_MS = 3000
@@ -71,9 +72,21 @@ class Subscriber:
     overflowed: bool = False
     closed: bool = False
 
-    def wants(self, event: RecordedEvent) -> bool:
-        return (not self.companies or event.company in self.companies) and (
-            not self.types or event.type in self.types
+    def wants(self, event: RecordedEvent, target_type: str | None = None) -> bool:
+        """Whether the event passes the filters. A type filter also passes an amendment whose
+        target passes it (`target_type`: the target's type, see `needs_target`)."""
+        if self.companies and event.company not in self.companies:
+            return False
+        return not self.types or event.type in self.types or target_type in self.types
+
+    def needs_target(self, event: RecordedEvent) -> bool:
+        """Whether `wants` turns on the type of the event's target: an amendment of a
+        company this stream takes, under a type filter its own type does not pass."""
+        return (
+            bool(self.types)
+            and event.type in AMENDMENTS
+            and event.type not in self.types
+            and (not self.companies or event.company in self.companies)
         )
 
 
@@ -225,6 +238,10 @@ class Stream:
         self.takes_all = False
         self.direct_at = 0.0
         self.last = 0
+        # The types of the targets of amendments that `needs_target`, by amendment position.
+        self.target_types: dict[int, str] = {}
+        # While the task awaits those look-ups, live commits queue behind what it holds.
+        self.looking_up = False
 
     async def render(self, event: RecordedEvent) -> bytes:
         if not self.params.include_state:
@@ -247,6 +264,7 @@ class Stream:
                 companies=self.params.companies,
                 types=self.params.types,
                 until=head,
+                amendments_follow=True,
             )
             if page:
                 await self.response.write(b"".join([await self.render(e) for e in page]))
@@ -279,7 +297,9 @@ class Stream:
                 commits.append(subscriber.queue.get_nowait())
             if any(commit is None for commit in commits) or subscriber.overflowed:
                 return
-            wanted, moved = self._select(subscriber, [c for c in commits if c is not None])
+            live = [commit for commit in commits if commit is not None]
+            await self._look_up_targets(subscriber, live)
+            wanted, moved = self._select(subscriber, live)
             parts = (
                 [await self.render(event) for event, _ in wanted]
                 if (self.params.include_state)
@@ -289,6 +309,25 @@ class Stream:
                 parts.append(checkpoint(moved))
             if parts:
                 await self.response.write(b"".join(parts))
+
+    async def _look_up_targets(self, subscriber: Subscriber, commits: Sequence[Commit]) -> None:
+        """Find the target types `_select` needs for these commits' amendments (rare: only
+        amendments under a type filter that their own type does not pass)."""
+        self.target_types.clear()
+        wanted = [
+            event
+            for commit in commits
+            for event, _ in commit
+            if event.position > self.last and subscriber.needs_target(event)
+        ]
+        self.looking_up = True
+        try:
+            for event in wanted:
+                target = await self.store.get(event.data["target"])
+                if target is not None:
+                    self.target_types[event.position] = target.type
+        finally:
+            self.looking_up = False
 
     def _select(
         self, subscriber: Subscriber, commits: Sequence[Commit]
@@ -301,7 +340,7 @@ class Stream:
             for event, rendered in commit:
                 if event.position <= self.last:
                     continue
-                if subscriber.wants(event):
+                if subscriber.wants(event, self.target_types.get(event.position)):
                     wanted.append((event, rendered))
                     self.last = event.position
                 else:
@@ -316,10 +355,12 @@ class Stream:
         it, with no task to wake. False (queue it instead) when the socket is closing or its
         buffer is full: the stream's task then writes with backpressure, or finds it gone."""
         transport, subscriber = self.transport, self.subscriber
-        if transport is None or subscriber is None or transport.is_closing():
+        if transport is None or subscriber is None or transport.is_closing() or self.looking_up:
             return False
         if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
             return False
+        if not self.takes_all and any(subscriber.needs_target(event) for event, _ in commit):
+            return False  # the task looks its target up in the store
         if self.takes_all and self.last < commit[0][0].position:
             transport.write(commit.chunk())  # the common case: one chunk framed for all
             self.last = commit[-1][0].position

@@ -308,3 +308,70 @@ async def test_commits_close_together_are_fanned_out_together() -> None:
     for position in (1, 2, 3):
         cheap.publish([entry(position)])
     assert [len(subscriber.queue.get_nowait()) for _ in range(3)] == [1, 1, 1]
+
+
+async def _messages_until(
+    live: Live, query: str, last_id: str, passed: tuple[str, asyncio.Event] | None = None
+) -> list[str]:
+    """The ids of the events a stream sends (checkpoints aside), until the event `last_id`;
+    `passed`: an id, and the event to set once it has been sent."""
+    ids: list[str] = []
+    async with aconnect_sse(live.http, "GET", f"{live.base}/v1/stream?{query}") as source:
+        async for sse in source.aiter_sse():
+            if sse.id and sse.event != "checkpoint":
+                ids.append(json.loads(sse.data)["id"])
+                if passed is not None and ids[-1] == passed[0]:
+                    passed[1].set()
+                if ids[-1] == last_id:
+                    return ids
+    raise AssertionError(f"the stream ended before {last_id}; it sent {ids}")
+
+
+def _amend(kind: str, target: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {"target": target["id"]}
+    data.update({"event.corrected": {"occurred": "2023-06"}}.get(kind, {"reason": "why"}))
+    return event_in(company=target["company"], type=kind, data=data)
+
+
+async def test_a_type_filter_passes_the_amendments_of_what_it_passes(live: Live) -> None:
+    """A dashboard that follows only launches must hear of their corrections, retractions and
+    reinstatements (whose own type it does not ask for), in the replay and live alike, and of
+    nothing that amends what it does not follow."""
+    launch, team = await live.append(
+        {
+            "events": [
+                event_in(company="baidu", type="model.launched", data={"model": "ERNIE"}),
+                event_in(company="baidu", type="team.formed", data={"name": "Lab"}),
+            ]
+        }
+    )
+    (corrected,) = await live.append(_amend("event.corrected", launch))
+    await live.append(_amend("event.retracted", team))
+    (hello,) = await live.append(event_in(company="baidu", type="model.launched"))
+    end = event_in(company="baidu", type="model.launched")
+    end_tencent = event_in(company="tencent", type="model.launched")
+    queries = [
+        "after=0&type=model.launched",
+        "after=0&type=model.launched&company=baidu",
+        "after=0&type=model.launched&type=statement.made",
+    ]
+    replayed = [asyncio.Event() for _ in queries]
+    readers = [
+        asyncio.create_task(_messages_until(live, query, end["id"], (hello["id"], done)))
+        for query, done in zip(queries, replayed, strict=True)
+    ]
+    elsewhere = asyncio.create_task(
+        _messages_until(live, "after=0&type=model.launched&company=tencent", end_tencent["id"])
+    )
+    # What follows goes out live: every reader has had the replay, up to `hello`.
+    async with asyncio.timeout(30):
+        for done in replayed:
+            await done.wait()
+    (retracted,) = await live.append(_amend("event.retracted", launch))
+    await live.append(_amend("event.corrected", team))
+    (reinstated,) = await live.append(_amend("event.reinstated", launch))
+    await live.append({"events": [end, end_tencent]})
+    expected = [launch["id"], corrected["id"], hello["id"], retracted["id"], reinstated["id"]]
+    for reader in readers:
+        assert await asyncio.wait_for(reader, 30) == [*expected, end["id"]]
+    assert await asyncio.wait_for(elsewhere, 30) == [end_tencent["id"]]
