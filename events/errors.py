@@ -104,6 +104,14 @@ class RateLimited(TimelineError):
     title = "Too many requests"
 
 
+class ChainBroken(TimelineError):
+    """An entry of the log does not hash to what the chain says: the database was changed."""
+
+    name = "chain-broken"
+    status = 500
+    title = "The log's hash chain is broken"
+
+
 class Unavailable(TimelineError):
     """The service cannot take the request now (shutting down, writer overloaded)."""
 

@@ -288,9 +288,18 @@ class EventStore(ABC):
     async def close(self) -> None:
         """Release connections; pending writes are finished first."""
 
-    async def verify(self, *, page: int = 5000) -> int | None:
-        """Recompute the chain over the whole log: the first bad position, or None."""
+    async def verify(self, *, page: int = 5000, last: int | None = None) -> int | None:
+        """Recompute the chain over the whole log, or over its `last` entries (the first of
+        them chained to the stored hash of the one before): the first bad position, or None.
+        Positions must follow each other from 1 (or from the first of the `last`)."""
         previous, expected = GENESIS, 1
+        head = (await self.head()).position
+        if last is not None and head > last:
+            expected = head - last + 1
+            before = await self.at([expected - 1])
+            if not before:
+                return expected - 1
+            previous = before[0].hash
         while True:
             events = await self.read(after=expected - 1, limit=page)
             if not events:

@@ -18,6 +18,7 @@ from events.errors import BadRequest, PositionConflict, Unavailable
 from events.store import EventStore
 from events.types import AMENDMENTS
 from projections import state
+from timeline.runner import CANCEL_ON_DISCONNECT
 
 RETRY_MS = 3000
 REPLAY_PAGE = 500
@@ -408,6 +409,7 @@ async def stream(
         if chunked:
             response.enable_chunked_encoding()
         await response.prepare(request)
+        request[CANCEL_ON_DISCONNECT] = True  # a client that leaves is unsubscribed at once
         await response.write(f"retry: {RETRY_MS}\n\n".encode())
         writer = Stream(store, hub, params, response, ping_seconds, transport if chunked else None)
         with contextlib.suppress(ConnectionError):

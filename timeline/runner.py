@@ -2,11 +2,19 @@
 headers cannot be parsed never reaches the app's middleware, and aiohttp answers it with a
 text/plain 400 that echoes the start of the offending value (for `Authorization`, the
 credential) and logs it. Here it gets a problem document that echoes nothing: 414 for a
-request line too long, 431 for a header too long or too many headers, 400 for the rest."""
+request line too long, 431 for a header too long or too many headers, 400 for the rest.
+
+Two more things aiohttp's connections do not: a request whose line and headers have not all
+arrived `header_timeout` seconds after its first byte (or after the connection opened) is
+closed (slow-loris clients hold a connection open by sending a header a byte at a time), and
+a connection lost while its handler streams (a request marked CANCEL_ON_DISCONNECT) cancels
+the handler at once: an idle stream would otherwise learn of it only at its next write."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
@@ -16,6 +24,10 @@ from aiohttp.web_request import BaseRequest
 from timeline.problems import problem
 
 log = logging.getLogger(__name__)
+
+# Set (to True) on a request whose handler is to be cancelled when its connection is lost.
+CANCEL_ON_DISCONNECT = "timeline.cancel_on_disconnect"
+HEADER_TIMEOUT_SECONDS = 10.0
 
 
 def _refusal(exc: BaseException | None) -> tuple[int, str, str, str]:
@@ -32,7 +44,47 @@ def _refusal(exc: BaseException | None) -> tuple[int, str, str, str]:
 
 
 class _Handler(RequestHandler):
-    __slots__ = ()
+    __slots__ = ("_header_deadline", "_header_timeout")
+
+    def __init__(self, *args: object, header_timeout: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._header_timeout = header_timeout
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        requests = self._request_count
+        super().data_received(data)
+        if self._request_count > requests:  # a request's line and headers are all in
+            self._disarm()
+        elif not self._request_in_progress and not self._messages:
+            self._arm()  # the first bytes of a request: its headers are due in time
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        request, task = self._current_request, self._task_handler
+        super().connection_lost(exc)
+        if request is not None and task is not None and request.get(CANCEL_ON_DISCONNECT):
+            task.cancel()
+
+    def _arm(self) -> None:
+        if self._header_deadline is None and self._header_timeout > 0:
+            loop = asyncio.get_running_loop()
+            self._header_deadline = loop.call_later(self._header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        log.info("closed a connection whose request headers took over %ss", self._header_timeout)
+        if self.transport is not None:
+            self.transport.close()
 
     def handle_error(
         self,
@@ -52,18 +104,27 @@ class _Handler(RequestHandler):
 
 
 class _Server(web.Server):
-    __slots__ = ()
+    header_timeout = HEADER_TIMEOUT_SECONDS
 
     def __call__(self) -> RequestHandler:
-        return _Handler(self, loop=self._loop, **self._kwargs)
+        return _Handler(self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs)
 
 
 class Runner(web.AppRunner):
-    """An AppRunner whose connections answer unparseable requests with problem documents."""
+    """An AppRunner whose connections answer unparseable requests with problem documents,
+    close requests whose headers are slower than `header_timeout` seconds, and cancel a
+    streaming handler whose connection is lost."""
 
-    __slots__ = ()
+    __slots__ = ("_header_timeout",)
+
+    def __init__(
+        self, app: web.Application, *, header_timeout: float = HEADER_TIMEOUT_SECONDS, **kwargs: Any
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self._header_timeout = header_timeout
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _Server  # the same object, with this class's __call__
+        cast(_Server, server).header_timeout = self._header_timeout
         return server

@@ -155,6 +155,23 @@ def test_verify_and_a_tampered_file(tmp_path: Path) -> None:
     code, _, err = run("verify", "--db", db)
     assert code == 1
     assert "first bad position is 3" in err
+    # The server checks the chain's last entries before it serves, and refuses this log ...
+    code, out, err = run("serve", "--db", db, "--port", "0", "--no-seed")
+    assert code == 2, out + err
+    assert "hash chain is broken at position 3" in err and "--no-verify" in err
+    assert "serving" not in out
+
+    # ... unless told to serve it anyway.
+    async def serve_anyway() -> None:
+        server = await start(db, "--no-seed", "--no-verify")
+        try:
+            async with aiohttp.ClientSession() as http, http.get(server.url + "healthz") as r:
+                assert (await r.json())["head"] == 4
+        finally:
+            server.process.kill()
+            await server.process.wait()
+
+    asyncio.run(serve_anyway())
 
 
 def test_token_create_and_read_auth(tmp_path: Path) -> None:

@@ -4,12 +4,15 @@ problem document that echoes nothing, and nothing of the value in the server's l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.timeline.test_cli import start
 
@@ -62,3 +65,86 @@ async def test_unparseable_requests_get_problems_that_echo_nothing(
     assert server.drained is not None
     await server.drained
     assert "SECRET" not in server.output
+
+
+async def test_slow_headers_are_cut_off_and_the_service_goes_on(tmp_path: Path) -> None:
+    """Slow-loris: connections that send nothing, or a request line and then headers a byte
+    at a time, are closed once their headers are overdue; a normal client is served all along."""
+    env = {"TIMELINE_HEADER_TIMEOUT_SECONDS": "0.5"}
+    server = await start(f"sqlite:///{tmp_path / 'log.db'}", "--no-seed", env=env)
+    server.drain()
+    try:
+        port = urlsplit(server.url).port
+        assert port is not None
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+        dribbling = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+        for _, writer in dribbling:
+            writer.write(b"GET /v1/events HTTP/1.1\r\nHost: t\r\n")
+
+        async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+            """Sends a header byte by byte until the server closes the connection."""
+            while not reader.at_eof():
+                writer.write(b"X")
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(reader.read(), 0.1)
+            return b""
+
+        async with asyncio.timeout(30):
+            # A normal client, meanwhile, is answered.
+            status, _, body = await _exchange(
+                port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            assert status == 200 and json.loads(body)["status"] == "ok"
+            for reader, _ in silent:
+                assert await reader.read() == b""  # closed, with no answer
+            answers = await asyncio.gather(*(dribble(*pair) for pair in dribbling))
+            assert answers == [b""] * len(dribbling)
+        for _, writer in silent + dribbling:
+            writer.close()
+        assert "headers took over 0.5s" in server.output
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.process.wait(), 30)
+
+
+async def test_a_stream_whose_client_leaves_is_unsubscribed_at_once(tmp_path: Path) -> None:
+    """The subscriber gauge follows disconnects: with pings an hour apart, nothing but the
+    lost connection itself can tell the server that the streams are gone."""
+    env = {"TIMELINE_FEED_PING_SECONDS": "3600"}
+    server = await start(f"sqlite:///{tmp_path / 'log.db'}", "--no-seed", env=env)
+    server.drain()
+
+    async def subscribers(http: aiohttp.ClientSession) -> float:
+        async with http.get(server.url + "metrics") as response:
+            text = await response.text()
+        for family in text_string_to_metric_families(text):
+            if family.name == "timeline_feed_subscribers":
+                return family.samples[0].value
+        raise AssertionError("no timeline_feed_subscribers in /metrics")
+
+    async def until(http: aiohttp.ClientSession, count: int) -> None:
+        while await subscribers(http) != count:  # noqa: ASYNC110 (another process)
+            await asyncio.sleep(0.05)
+
+    port = urlsplit(server.url).port
+    assert port is not None
+
+    async def open_stream() -> asyncio.StreamWriter:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /v1/stream?after=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        await reader.readuntil(b"retry: 3000\n")
+        return writer
+
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(60):
+            streams = [await open_stream() for _ in range(5)]
+            await until(http, 5)
+            for writer in streams[:3]:
+                writer.close()
+            await until(http, 2)
+            for writer in streams[3:]:
+                writer.close()
+            await until(http, 0)
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.process.wait(), 30)
