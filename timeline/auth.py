@@ -98,6 +98,15 @@ class Tokens:
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
 
+    def known_key(self, authorization: str) -> str | None:
+        """The digest of the header's token if this process has found it valid (a revoked
+        one is forgotten at its next check), else None; never asks the store."""
+        found = _BEARER.fullmatch(authorization)
+        if found is None:
+            return None
+        key = digest(found.group(1))
+        return key if key in self._known else None
+
     async def _used(self, key: str, moment: str) -> None:
         try:
             await self._store.token_used(key, moment)

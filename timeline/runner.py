@@ -26,7 +26,7 @@ from timeline.problems import problem
 log = logging.getLogger(__name__)
 
 # Set (to True) on a request whose handler is to be cancelled when its connection is lost.
-CANCEL_ON_DISCONNECT = "timeline.cancel_on_disconnect"
+CANCEL_ON_DISCONNECT = web.RequestKey("cancel_on_disconnect", bool)
 HEADER_TIMEOUT_SECONDS = 10.0
 
 
