@@ -363,6 +363,11 @@ async def test_verify_finds_a_byte_changed_in_the_database(backend: Backend) -> 
     backend.tamper(4)
     reopened = await backend.open()
     assert await reopened.verify() == 4
+    # The check of the last entries (serve's, at start) sees it when it is among them ...
+    assert await reopened.verify(last=2) == 4
+    assert await reopened.verify(last=500) == 4
+    # ... and not when it lies before them: the first of them chains to its stored hash.
+    assert await reopened.verify(last=1) is None
     await reopened.close()
 
 
