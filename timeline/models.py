@@ -8,36 +8,44 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.envelope import Source
-from events.types import Confidence
+from events.types import SLUG_PATTERN, Confidence
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The forms of what the server writes: a lowercase UUID, a day, a time it set (RFC 3339 UTC
+# with microseconds), a chain value.
+EVENT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+RECORDED = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
+HASH = r"^[0-9a-f]{64}$"
+
+
 class Occurred(_Out):
     """A fuzzy date expanded: its text, precision and half-open day range [lo, hi)."""
 
-    value: str
-    precision: Literal["year", "quarter", "month", "day"]
-    lo: str = Field(description="First day of the range (ISO date)")
-    hi: str = Field(description="Day after the range (ISO date), exclusive")
+    value: str = Field(description="The text as sent")
+    precision: Literal["year", "quarter", "month", "day", "decade", "on_or_before", "between"]
+    lo: str = Field(pattern=DAY, description="First day of the range (ISO date)")
+    hi: str = Field(pattern=DAY, description="Day after the range (ISO date), exclusive")
 
 
 class RecordedEvent(_Out):
     """An entry of the log, exactly as hashed (plus `hash`)."""
 
-    id: str
+    id: str = Field(pattern=EVENT_ID)
     type: str
-    company: str
+    company: str = Field(pattern=SLUG_PATTERN)
     occurred: Occurred
     data: dict[str, Any]
     source: Source | None
     confidence: Confidence
     position: int = Field(ge=1)
     version: int = Field(ge=1)
-    recorded: str
-    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    recorded: str = Field(pattern=RECORDED)
+    hash: str = Field(pattern=HASH)
 
 
 class EventsCreated(_Out):
@@ -65,15 +73,15 @@ class EventDetail(_Out):
 class Digest(_Out):
     """The head of the hash chain."""
 
-    position: int
-    hash: str
-    recorded: str | None
+    position: int = Field(ge=0)
+    hash: str = Field(pattern=HASH)
+    recorded: str | None = Field(pattern=RECORDED, description="null on an empty log")
 
 
 class Health(_Out):
     status: Literal["ok"]
-    head: int
-    hub: int
+    head: int = Field(ge=0, description="The database's last position")
+    hub: int = Field(ge=0, description="The last position this process's live feed handed out")
 
 
 class ErrorItem(_Out):
@@ -86,18 +94,20 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[ErrorItem] | None = None
+    type: str = Field(pattern=r"^urn:timeline:problem:[a-z-]+$")
+    title: str = Field(min_length=1)
+    status: int = Field(ge=400, le=599)
+    detail: str = Field(min_length=1)
+    errors: list[ErrorItem] | None = Field(
+        default=None, description="What was wrong in a query or a body, and where"
+    )
 
 
 class KnownAt(_Out):
     """The point of transaction time an answer uses: log position S and its record time."""
 
-    position: int
-    recorded: str | None
+    position: int = Field(ge=0)
+    recorded: str | None = Field(pattern=RECORDED, description="null before the first event")
 
 
 class Item(BaseModel):
@@ -106,7 +116,7 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str
+    id: str = Field(pattern=EVENT_ID)
     occurred: Occurred
     confidence: Confidence
 
@@ -120,12 +130,12 @@ class PossibleItem(Item):
 class CompanyState(_Out):
     """A company as of a date (valid time), as known at a log position (transaction time)."""
 
-    company: str
+    company: str = Field(pattern=SLUG_PATTERN)
     name: str
     aliases: list[str]
-    as_of: str
+    as_of: str = Field(pattern=DAY)
     known_at: KnownAt
-    version: int
+    version: int = Field(ge=0)
     models: list[Item]
     teams: list[Item]
     filings: list[Item]
@@ -133,11 +143,14 @@ class CompanyState(_Out):
     statements: list[Item]
     integrations: list[Item]
     financials: list[Item]
+    executives: list[Item] = Field(
+        default_factory=list, description="Appointments in force as of the date (API 1.1)"
+    )
     possible: list[PossibleItem]
 
 
 class CompanySummary(_Out):
-    company: str
+    company: str = Field(pattern=SLUG_PATTERN)
     name: str
     events: int = Field(description="Effective, non-retracted, non-amendment events")
     first: Occurred | None
@@ -159,7 +172,7 @@ class TimelineEvent(RecordedEvent):
 
 class CompanyTimeline(_Out):
     events: list[TimelineEvent]
-    as_of: str
+    as_of: str = Field(pattern=DAY)
     known_at: KnownAt
 
 
@@ -169,3 +182,25 @@ class ChronologyPage(_Out):
     events: list[RecordedEvent]
     next_cursor: str | None
     known_at: KnownAt
+
+
+class Webhook(_Out):
+    """A webhook: where it POSTs which events, and the last position acknowledged."""
+
+    id: str = Field(pattern=r"^wh_[0-9a-f]+$")
+    url: str
+    company: list[str]
+    type: list[str]
+    acknowledged: int = Field(ge=0, description="Last position delivered or skipped")
+    disabled: str | None = Field(description="Why deliveries stopped (a 410 Gone), or null")
+    created: str = Field(pattern=RECORDED)
+
+
+class WebhookCreated(Webhook):
+    """A new webhook with its signing secret, shown only here."""
+
+    secret: str = Field(pattern=r"^whsec_")
+
+
+class WebhookList(_Out):
+    webhooks: list[Webhook]
