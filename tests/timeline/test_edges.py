@@ -53,8 +53,6 @@ async def test_every_calendar_day_is_answered(logged: Api, day: str) -> None:
     response = await client.get("/v1/companies/baidu/timeline", params={"as_of": day}, headers=auth)
     assert response.status == 200, await response.text()
     assert len((await response.json())["events"]) == (1 if launched else 0)
-    response = await client.get("/v1/companies", params={"as_of": day}, headers=auth)
-    assert response.status == 200, await response.text()
     for bound in ("from", "to"):
         response = await client.get("/v1/chronology", params={bound: day}, headers=auth)
         assert response.status == 200, await response.text()
