@@ -123,6 +123,16 @@ class TokenRecord:
 TOKEN_ID_LENGTH = 12
 
 
+# Digits beyond these are past any 64-bit position (and int() refuses over 4,300 of them).
+MAX_DIGITS = 20
+
+
+def natural(digits: str) -> int:
+    """ASCII digits as a number; more than MAX_DIGITS of them as 2**64, a number past every
+    position, version or limit a client can be answered for."""
+    return int(digits) if len(digits.lstrip("0")) <= MAX_DIGITS else 2**64
+
+
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC with microseconds, the one format of every time the server sets."""
     moment = moment or datetime.now(UTC)

@@ -3,6 +3,7 @@ behind the store. Delivery itself (HTTP, signing, retries) is timeline/webhooks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS webhooks (
     created   TEXT NOT NULL
 )"""
 _COLUMNS = "id, url, companies, types, secret, acked, disabled, created"
+# A webhook's id: "wh_" and 24 hex digits (timeline.webhooks makes them).
+_HOOK_ID = re.compile(r"wh_[0-9a-f]{24}")
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Subscriptions:
         return [Webhook._from_row(row) for row in rows]
 
     async def get(self, hook_id: str) -> Webhook:
+        if _HOOK_ID.fullmatch(hook_id) is None:  # never handed to the driver (a NUL, ...)
+            raise NotFound(f"no webhook {hook_id!r}")
         rows = await self.store.query(f"SELECT {_COLUMNS} FROM webhooks WHERE id = ?", (hook_id,))
         if not rows:
             raise NotFound(f"no webhook {hook_id!r}")

@@ -1,8 +1,11 @@
-"""A bounded wait on an asyncio event, safe to cancel."""
+"""Bounded waits on asyncio events, and cancellations, safe on Python 3.11."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+
+log = logging.getLogger(__name__)
 
 
 async def set_within(event: asyncio.Event, seconds: float) -> bool:
@@ -15,3 +18,18 @@ async def set_within(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+# How long a cancelled task has to end before it is told again.
+RECANCEL_SECONDS = 0.1
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has ended. It is told again every RECANCEL_SECONDS
+    while it runs on: a library's `asyncio.wait_for` (psycopg_pool's, waiting for a
+    connection) can swallow a cancellation on Python 3.11, and the task carries on."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("task %s had failed before it was cancelled", task.get_name(), exc_info=error)

@@ -40,7 +40,8 @@ class Cursor:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             version, known_at, lo, hi, position, filters = orjson.loads(raw)
             date.fromisoformat(lo), date.fromisoformat(hi)
-            if version != 2 or not all(isinstance(n, int) for n in (known_at, position)):
+            numbers = (known_at, position)
+            if version != 2 or not all(isinstance(n, int) and 0 <= n < 2**63 for n in numbers):
                 raise ValueError(text)
             if not isinstance(filters, str):
                 raise ValueError(text)

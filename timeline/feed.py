@@ -15,7 +15,7 @@ from aiohttp import HttpVersion11, web
 
 from events.envelope import RecordedEvent
 from events.errors import BadRequest, PositionConflict, Unavailable
-from events.store import EventStore
+from events.store import EventStore, natural
 from events.types import AMENDMENTS
 from projections import state
 from timeline.runner import CANCEL_ON_DISCONNECT
@@ -215,7 +215,7 @@ def parse_last_event_id(raw: str | None) -> int | None:
             "Last-Event-ID must be a log position",
             errors=[{"loc": ["header", "Last-Event-ID"], "msg": "expected a non-negative integer"}],
         )
-    return int(raw)
+    return natural(raw)
 
 
 class Stream:

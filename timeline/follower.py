@@ -11,10 +11,10 @@ publishes them; the hub drops what it has already published."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
+from events import waits
 from events.envelope import RecordedEvent
 from events.errors import TimelineError
 from events.store import EventStore
@@ -54,10 +54,7 @@ class Follower:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await waits.cancel(task)
         self._tasks = []
 
     def wake(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from events.errors import TimelineError
 
@@ -79,6 +80,12 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         }.get(exc.status, exc.text or exc.reason)
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return problem(exc.status, name, title, detail, headers=headers)
+    except RequestPayloadError:
+        detail = "the request body could not be read as its Content-Encoding says it is encoded"
+        return problem(400, "bad-request", "Bad request", detail)
+    except ConnectionError:  # the client went away during its request: nobody to answer
+        log.info("the client left during %s %s", request.method, request.path)
+        return problem(400, "bad-request", "Bad request", "the connection was lost")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "internal", "Internal error", "the server failed; it has been logged")
