@@ -22,6 +22,10 @@ Listener = Callable[[Sequence[RecordedEvent]], None]
 Results = list[Appended | TimelineError]
 
 
+def _ignore(size: int) -> None:
+    pass
+
+
 @dataclass(slots=True)
 class _Pending:
     batch: Sequence[NewEvent]
@@ -65,6 +69,12 @@ class GroupWriter:
         self._pending_events = 0  # touched on the event loop only
         self.appended = 0
         self.groups = 0
+        # For /metrics, on the event loop only: the events of each batch by outcome (created,
+        # replayed, or a refusal's problem type), and hooks given each batch's size as it
+        # arrives and each committed group's.
+        self.events_by_outcome: dict[str, int] = {}
+        self.on_batch: Callable[[int], None] = _ignore
+        self.on_group: Callable[[int], None] = _ignore
         # Shared with the store's thread: the queue and whether a group is out, under the lock.
         self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
@@ -97,11 +107,14 @@ class GroupWriter:
         self._loop = None
 
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        self.on_batch(len(batch))
         if self._closing or self._loop is None:
+            self._count(Unavailable.name, len(batch))
             raise Unavailable(
                 "the server is shutting down; retry on another instance", retry_after=1
             )
         if self._pending_events + len(batch) > self._max_pending:
+            self._count(Unavailable.name, len(batch))
             raise Unavailable("the writer is saturated; retry shortly", retry_after=1)
         future: asyncio.Future[Appended] = self._loop.create_future()
         self._pending_events += len(batch)
@@ -202,7 +215,9 @@ class GroupWriter:
             self._undelivered -= 1
         self._settle()
         if isinstance(outcome, BaseException):
-            self._fail(group, self._error(outcome))
+            error = self._error(outcome)
+            self._count(error.name, size)
+            self._fail(group, error)
             return
         created = [
             event
@@ -212,19 +227,30 @@ class GroupWriter:
         ]
         self.groups += 1
         self.appended += len(created)
+        self.on_group(size)
         if created:
             for listener in self.listeners:
                 try:
                     listener(created)
                 except Exception:
                     log.exception("a commit listener failed")
+        counts = self.events_by_outcome
         for item, result in zip(group, outcome, strict=True):
+            kind = (
+                result.name
+                if isinstance(result, TimelineError)
+                else ("created" if result.created else "replayed")
+            )
+            counts[kind] = counts.get(kind, 0) + len(item.batch)
             if item.future.done():
                 continue
             if isinstance(result, TimelineError):
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
+
+    def _count(self, outcome: str, events: int) -> None:
+        self.events_by_outcome[outcome] = self.events_by_outcome.get(outcome, 0) + events
 
     @staticmethod
     def _error(exc: BaseException) -> TimelineError:

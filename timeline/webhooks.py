@@ -76,6 +76,11 @@ class Webhooks:
         self._leader: asyncio.Task[None] | None = None
         self._lease: Lease | None = None
         self._stopping = False
+        # For /metrics: deliveries answered 2xx and failed attempts, by webhook id, and the
+        # webhooks this process delivers (their acknowledged positions give the lag).
+        self.delivered: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.delivering: dict[str, Webhook] = {}
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -152,6 +157,7 @@ class Webhooks:
     async def _cancel(self, hook_id: str) -> None:
         task = self._tasks.pop(hook_id, None)
         self._wake.pop(hook_id, None)
+        self.delivering.pop(hook_id, None)
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -197,6 +203,7 @@ class Webhooks:
 
     def _spawn(self, hook: Webhook) -> None:
         self._wake[hook.id] = asyncio.Event()
+        self.delivering[hook.id] = hook
         self._tasks[hook.id] = asyncio.create_task(self._deliver(hook), name=f"webhook {hook.id}")
 
     async def _deliver(self, hook: Webhook) -> None:
@@ -244,7 +251,9 @@ class Webhooks:
             try:
                 async with self._http.post(hook.url, data=body, headers=headers) as response:
                     if 200 <= response.status < 300:
+                        self.delivered[hook.id] = self.delivered.get(hook.id, 0) + 1
                         return True
+                    self.failed[hook.id] = self.failed.get(hook.id, 0) + 1
                     if response.status == 410:
                         await self.subscriptions.disable(hook, "the receiver answered 410 Gone")
                         return False
@@ -253,6 +262,7 @@ class Webhooks:
                         "webhook %s: %s for position %s", hook.id, response.status, event.position
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self.failed[hook.id] = self.failed.get(hook.id, 0) + 1
                 log.info("webhook %s: %s for position %s", hook.id, exc, event.position)
             if self._stopping:
                 return False
