@@ -10,14 +10,14 @@ from aiohttp import web
 from events.backends import open_store
 from events.writer import GroupWriter
 from projections.rebuild import ensure_built, projections
-from timeline import dashboard, metrics
+from timeline import dashboard, limits, logs, metrics
 from timeline.auth import Tokens, digest
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.feed import Hub
 from timeline.follower import Follower
 from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
 from timeline.problems import problems
-from timeline.routes import ENDPOINTS
+from timeline.routes import ENDPOINTS, strict_query
 from timeline.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     await webhooks.start()
     app[WEBHOOKS] = webhooks
     app[STORE], app[WRITER], app[TOKENS], app[HUB] = store, writer, Tokens(store), hub
-    app[METRICS] = metrics.registry(writer, hub)
+    app[METRICS] = metrics.registry(writer, hub, webhooks, app[metrics.HTTP])
     try:
         yield
     finally:
@@ -69,11 +69,23 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
-    app = web.Application(middlewares=[problems], client_max_size=MAX_BODY_BYTES)
-    app[SETTINGS] = settings or Settings()
+    # observe outermost: the request id is set for what problems logs, and every answer
+    # (problem documents included) is counted and carries X-Request-ID.
+    figures = metrics.Http()
+    app = web.Application(
+        middlewares=[metrics.observer(figures), problems], client_max_size=MAX_BODY_BYTES
+    )
+    app[SETTINGS] = settings = settings or Settings()
+    if settings.rate_limit is not None:
+        app[limits.LIMITER] = limits.Limiter(
+            limits.Limit.parse(settings.rate_limit, settings.stream_limit)
+        )
+    app.middlewares.append(limits.limit)  # inside `problems`: a 429 is a problem document
+    app[metrics.HTTP] = figures
+    app.on_response_prepare.append(logs.echo_request_id)
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_close_streams)
     for endpoint in ENDPOINTS:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        app.router.add_route(endpoint.method, endpoint.path, strict_query(endpoint))
     dashboard.setup(app)
     return app

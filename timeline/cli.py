@@ -29,10 +29,10 @@ from rich.progress import (
 
 from events.backends import is_postgres, open_store, redacted, sqlite_path
 from events.envelope import MAX_BATCH, parse_json, validate_body
-from events.errors import NotFound, TimelineError
+from events.errors import ChainBroken, NotFound, TimelineError
 from events.store import EventStore
 from projections.rebuild import projections, rebuild
-from timeline import workers
+from timeline import logs, workers
 from timeline.app import create_app
 from timeline.auth import SCOPES, create_token, digest
 from timeline.config import Settings
@@ -77,11 +77,25 @@ async def _load_seeds(store: EventStore) -> int:
     return len(events)
 
 
-async def _first_run(settings: Settings, *, seed: bool) -> tuple[str | None, int]:
-    """On a database with no token, make an `append` token (its secret is returned once);
-    on an empty log, load the seed timeline unless told not to."""
+# Serving starts only if the chain holds over this many of the log's last entries.
+VERIFY_ON_START = 10_000
+
+
+async def _first_run(
+    settings: Settings, *, seed: bool, check: bool = True
+) -> tuple[str | None, int]:
+    """Check the chain over the log's last entries (unless told not to); on a database with
+    no token, make an `append` token (its secret is returned once); on an empty log, load the
+    seed timeline unless told not to."""
     store = await _open(settings)
     try:
+        bad = await store.verify(last=VERIFY_ON_START) if check else None
+        if bad is not None:
+            raise ChainBroken(
+                f"the log's hash chain is broken at position {bad} (checked the last "
+                f"{VERIFY_ON_START:,} entries): the database was changed outside timeline. "
+                "Run `timeline verify` for the whole log; `serve --no-verify` serves it anyway"
+            )
         if settings.bootstrap_token is not None:
             secret = settings.bootstrap_token.get_secret_value()
             await store.add_token(digest(secret), "admin", "bootstrap")
@@ -93,12 +107,19 @@ async def _first_run(settings: Settings, *, seed: bool) -> tuple[str | None, int
         await store.close()
 
 
-async def _serve(settings: Settings, *, seed: bool, worker: bool = False) -> None:
-    token, seeded = (None, 0) if worker else await _first_run(settings, seed=seed)
+async def _serve(
+    settings: Settings, *, seed: bool, check: bool = True, worker: bool = False
+) -> None:
+    logs.configure(settings.log_format)  # on standard error; the lines below are printed
+    token, seeded = (None, 0) if worker else await _first_run(settings, seed=seed, check=check)
     if seeded:
         print(f"Loaded the seed timeline: {seeded} events", flush=True)
     runner = Runner(
-        create_app(settings), access_log=None, shutdown_timeout=settings.shutdown_timeout
+        create_app(settings),
+        access_log_class=logs.AccessLogger,
+        access_log=logs.ACCESS if settings.access_log else None,
+        shutdown_timeout=settings.shutdown_timeout,
+        header_timeout=settings.header_timeout_seconds,
     )
     await runner.setup()
     # A worker shares its port with the others (the kernel spreads the connections).
@@ -130,20 +151,21 @@ async def _serve(settings: Settings, *, seed: bool, worker: bool = False) -> Non
 
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port)
+    seed, check = not args.no_seed, not args.no_verify
     if args.workers > 1:
-        return _serve_workers(settings, args.workers, seed=not args.no_seed)
-    asyncio.run(_serve(settings, seed=not args.no_seed, worker=args.worker))
+        return _serve_workers(settings, args.workers, seed=seed, check=check)
+    asyncio.run(_serve(settings, seed=seed, check=check, worker=args.worker))
     return 0
 
 
-def _serve_workers(settings: Settings, count: int, *, seed: bool) -> int:
+def _serve_workers(settings: Settings, count: int, *, seed: bool, check: bool) -> int:
     if not is_postgres(settings.db):
         raise ValueError(
             "--workers above 1 needs PostgreSQL: a SQLite file has one writer process, and "
             "several would queue behind its lock instead of adding throughput "
             "(use --db postgresql://..., or --workers 1)"
         )
-    token, seeded = asyncio.run(_first_run(settings, seed=seed))
+    token, seeded = asyncio.run(_first_run(settings, seed=seed, check=check))
     if seeded:
         print(f"Loaded the seed timeline: {seeded} events", flush=True)
     if token is not None:
@@ -423,6 +445,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
         "--no-seed", action="store_true", help="do not load the seed timeline into an empty log"
+    )
+    run.add_argument(
+        "--no-verify",
+        action="store_true",
+        help=f"start even if the chain over the last {VERIFY_ON_START:,} entries is broken",
     )
     run.set_defaults(func=serve)
 

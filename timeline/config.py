@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     bootstrap_token: SecretStr | None = None
     read_auth: bool = False
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`timeline serve`'s log lines: JSON objects, or text"
+    )
+    access_log: bool = Field(default=True, description="one log line per request")
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     shutdown_timeout: float = 10.0
     max_pending_events: int = 100_000
@@ -40,3 +44,13 @@ class Settings(BaseSettings):
         description="longest delay before another process's commits reach this one's feed",
     )
     webhook_backoff_seconds: float = Field(default=1.0, gt=0, description="first retry delay")
+    rate_limit: str | None = Field(
+        default=None,
+        description="RATE or RATE,BURST: requests a second per client, and how many at once",
+    )
+    stream_limit: int = Field(
+        default=20, ge=1, description="open streams per client, when rate_limit is set"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, ge=0, description="longest a request's line and headers may take (0: none)"
+    )

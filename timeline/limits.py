@@ -92,9 +92,7 @@ class Limiter:
     def _forget(self, now: float) -> None:
         full = self.limit.burst / self.limit.rate  # seconds an empty bucket takes to fill
         self._buckets = {
-            client: bucket
-            for client, bucket in self._buckets.items()
-            if now - bucket.stamp < full
+            client: bucket for client, bucket in self._buckets.items() if now - bucket.stamp < full
         }
         if len(self._buckets) >= MAX_CLIENTS:  # all busy: keep the newer half
             kept = list(self._buckets.items())[MAX_CLIENTS // 2 :]

@@ -6,7 +6,7 @@ import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -22,7 +22,7 @@ from events.envelope import (
     validation_errors,
 )
 from events.errors import BadRequest, NotFound, TooLarge, ValidationFailed
-from events.store import Appended
+from events.store import Appended, natural
 from events.types import EVENT_TYPES, SLUG_PATTERN
 from projections import state
 from projections.chronology import Cursor, chronology
@@ -30,7 +30,8 @@ from timeline import __version__, feed, metrics, models
 from timeline.auth import Scope
 from timeline.config import MAX_BODY_BYTES
 from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
-from timeline.openapi import Endpoint, Param, document
+from timeline.limits import stream_slot
+from timeline.openapi import Endpoint, Handler, Param, document
 from timeline.webhooks import WebhookIn
 
 _SLUG = re.compile(SLUG_PATTERN)
@@ -48,13 +49,40 @@ def bad_query(name: str, message: str) -> BadRequest:
     )
 
 
+# A GET may carry its bearer token in the query (the dashboard's EventSource: timeline.dashboard).
+TOKEN_PARAM = "access_token"
+
+
+def strict_query(endpoint: Endpoint) -> Handler:
+    """The endpoint's handler, refusing (400) a query parameter the endpoint does not take:
+    a mistyped filter (`?compnay=baidu`) must not be answered as if there were none."""
+    known = {param.name for param in endpoint.params if param.where == "query"}
+    if endpoint.method == "GET":
+        known.add(TOKEN_PARAM)
+    handler = endpoint.handler
+
+    scope = cast(Scope, endpoint.scope or "read")
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        unknown = [name for name in request.query if name not in known]
+        if unknown:
+            await authorize(request, scope)  # as for any bad request: 401 and 403 first
+            takes = ", ".join(sorted(known - {TOKEN_PARAM})) or "none"
+            message = f"this endpoint takes no such parameter (it takes: {takes})"
+            raise bad_query(unknown[0], message)
+        return await handler(request)
+
+    return checked if endpoint.path.startswith("/v1/") else handler
+
+
 def query_int(request: web.Request, name: str, default: int, lo: int, hi: int | None = None) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit():
         raise bad_query(name, "expected a non-negative integer")
-    value = int(raw)
+    value = natural(raw)
     if value < lo or (hi is not None and value > hi):
         bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise bad_query(name, f"must be {bounds}")
@@ -178,7 +206,7 @@ def query_known_at(request: web.Request) -> int | datetime | None:
     if raw is None:
         return None
     if raw.isascii() and raw.isdigit():
-        return int(raw)
+        return natural(raw)
     if _TIME.fullmatch(raw) is None:
         raise bad_query("known_at", "expected a log position or an RFC 3339 time with offset")
     try:
@@ -312,9 +340,10 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
         include_state="state" in include,
     )
     settings = request.app[SETTINGS]
-    return await feed.stream(
-        request, request.app[STORE], request.app[HUB], params, settings.feed_ping_seconds
-    )
+    with stream_slot(request):
+        return await feed.stream(
+            request, request.app[STORE], request.app[HUB], params, settings.feed_ping_seconds
+        )
 
 
 async def post_webhook(request: web.Request) -> web.Response:
@@ -352,6 +381,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
+    await authorize(request, "read")
     return metrics.render(request.app[METRICS])
 
 
@@ -394,7 +424,7 @@ ENDPOINTS = [
         body=EventIn | EventBatchIn,
         responses={201: models.EventsCreated, 200: models.EventsCreated},
         scope="append",
-        errors=(401, 403, 409, 413, 422, 503),
+        errors=(401, 403, 409, 413, 422),
     ),
     Endpoint(
         "GET",
@@ -403,7 +433,7 @@ ENDPOINTS = [
         "Read the log in position order",
         responses={200: models.EventsPage},
         params=(_AFTER, _LIMIT, _COMPANY, _TYPE),
-        errors=(400,),
+        scope="read",
     ),
     Endpoint(
         "GET",
@@ -412,6 +442,7 @@ ENDPOINTS = [
         "One event, its effective form and its amendments",
         responses={200: models.EventDetail},
         params=(_ID,),
+        scope="read",
         errors=(404,),
     ),
     Endpoint(
@@ -421,7 +452,8 @@ ENDPOINTS = [
         "Every company known at S, with its event count and first and last dates",
         responses={200: models.CompanyList},
         params=(_KNOWN_AT,),
-        errors=(400, 409),
+        scope="read",
+        errors=(409,),
     ),
     Endpoint(
         "GET",
@@ -430,7 +462,8 @@ ENDPOINTS = [
         "A company's state as of a date, as known at a time or position",
         responses={200: models.CompanyState},
         params=(_COMPANY_PATH, _AS_OF, _KNOWN_AT, _POSSIBLE),
-        errors=(400, 404, 409),
+        scope="read",
+        errors=(404, 409),
     ),
     Endpoint(
         "GET",
@@ -439,7 +472,8 @@ ENDPOINTS = [
         "A company's effective events begun by as_of, in valid-time order",
         responses={200: models.CompanyTimeline},
         params=(_COMPANY_PATH, _AS_OF, _KNOWN_AT),
-        errors=(400, 404, 409),
+        scope="read",
+        errors=(404, 409),
     ),
     Endpoint(
         "GET",
@@ -448,7 +482,8 @@ ENDPOINTS = [
         "Every company's effective events in valid-time order, paged",
         responses={200: models.ChronologyPage},
         params=(_FROM, _TO, _COMPANY, _TYPE, _KNOWN_AT, _LIMIT, _CURSOR),
-        errors=(400, 409),
+        scope="read",
+        errors=(409,),
     ),
     Endpoint(
         "GET",
@@ -468,28 +503,50 @@ ENDPOINTS = [
                 where="header",
             ),
         ),
-        errors=(400, 409),
+        scope="read",
+        errors=(409,),
         content_type="text/event-stream",
     ),
-    Endpoint("GET", "/v1/digest", get_digest, "The head of the hash chain", {200: models.Digest}),
-    Endpoint("GET", "/healthz", get_health, "Liveness and the head position", {200: models.Health}),
+    Endpoint(
+        "GET",
+        "/v1/digest",
+        get_digest,
+        "The head of the hash chain",
+        {200: models.Digest},
+        scope="read",
+    ),
+    Endpoint(
+        "GET",
+        "/healthz",
+        get_health,
+        "Liveness and the head position (503 while the database cannot be read)",
+        {200: models.Health},
+        errors=(503,),
+    ),
     Endpoint(
         "POST",
         "/v1/webhooks",
         post_webhook,
         "Subscribe a URL to signed deliveries of matching events (the secret is shown once)",
         body=WebhookIn,
-        responses={201: None},
+        responses={201: models.WebhookCreated},
         scope="admin",
-        errors=(401, 403, 409, 422),
+        errors=(401, 403, 409, 413, 422),
     ),
-    Endpoint("GET", "/v1/webhooks", get_webhooks, "Every webhook", {200: None}, scope="admin"),
+    Endpoint(
+        "GET",
+        "/v1/webhooks",
+        get_webhooks,
+        "Every webhook",
+        {200: models.WebhookList},
+        scope="admin",
+    ),
     Endpoint(
         "GET",
         "/v1/webhooks/{id}",
         get_webhook,
         "A webhook and its acknowledged position",
-        {200: None},
+        {200: models.Webhook},
         params=(Param("id", {"type": "string"}, "Webhook id", where="path"),),
         scope="admin",
         errors=(404,),
@@ -510,7 +567,8 @@ ENDPOINTS = [
         get_metrics,
         "Prometheus metrics",
         {200: None},
+        scope="read",
         content_type="text/plain",
     ),
-    Endpoint("GET", "/openapi.json", get_openapi, "This document", {200: None}),
+    Endpoint("GET", "/openapi.json", get_openapi, "This document", {200: dict[str, Any]}),
 ]

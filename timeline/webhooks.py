@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -17,6 +16,7 @@ from typing import Annotated
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from events import waits
 from events.envelope import RecordedEvent
 from events.errors import PositionConflict, TimelineError
 from events.store import EventStore, Lease, timestamp
@@ -158,10 +158,8 @@ class Webhooks:
         task = self._tasks.pop(hook_id, None)
         self._wake.pop(hook_id, None)
         self.delivering.pop(hook_id, None)
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:
+            await waits.cancel(task)
 
     def notify(self, events: object) -> None:
         """Commit listener: wake every delivery task (and have the leader look again)."""
@@ -197,8 +195,9 @@ class Webhooks:
 
     async def delete(self, hook_id: str) -> None:
         await self.get(hook_id)
-        await self._cancel(hook_id)
+        # The row first: the leader, looking meanwhile, must not start its delivery again.
         await self.subscriptions.remove(hook_id)
+        await self._cancel(hook_id)
         self._changed.set()
 
     def _spawn(self, hook: Webhook) -> None:
@@ -218,6 +217,7 @@ class Webhooks:
                     companies=hook.companies,
                     types=hook.types,
                     until=head,
+                    amendments_follow=True,
                 )
                 for event in page:
                     if self._stopping or not await self._post(hook, event):

@@ -174,3 +174,88 @@ async def test_410_disables_and_bad_requests_are_refused(database: Database) -> 
 
 async def _gone(request: web.Request) -> web.Response:
     return web.Response(status=410)
+
+
+async def test_a_type_filter_delivers_the_amendments_of_what_it_passes(database: Database) -> None:
+    receiver = Receiver(failures=0)
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    target = TestServer(app, host="127.0.0.1")
+    await target.start_server()
+    server = await serve(database)
+    http = httpx.AsyncClient(timeout=30)
+    base = f"http://127.0.0.1:{server.port}"
+
+    async def append(body: dict[str, Any]) -> dict[str, Any]:
+        response = await http.post(base + "/v1/events", json=body, headers=ADMIN)
+        assert response.status_code == 201, response.text
+        event: dict[str, Any] = response.json()["events"][0]
+        return event
+
+    try:
+        launch = await append(event_in(company="baidu", type="model.launched"))
+        team = await append(event_in(company="baidu", type="team.formed", data={"name": "Lab"}))
+        created = await http.post(
+            base + "/v1/webhooks",
+            json={"url": f"http://127.0.0.1:{target.port}/hook", "type": ["model.launched"]},
+            headers=ADMIN,
+        )
+        assert created.status_code == 201, created.text
+        receiver.secret = created.json()["secret"]
+        wanted = []
+        for kind, of in [
+            ("event.retracted", team),
+            ("event.retracted", launch),
+            ("event.corrected", team),
+            ("event.reinstated", launch),
+        ]:
+            data: dict[str, Any] = {"target": of["id"], "reason": "r"}
+            if kind == "event.corrected":
+                data = {"target": of["id"], "occurred": "2023-06"}
+            amendment = await append(event_in(company="baidu", type=kind, data=data))
+            if of is launch:
+                wanted.append(amendment["position"])
+        last = await append(event_in(company="tencent", type="model.launched"))
+        wanted.append(last["position"])
+        while receiver.accepted != wanted:
+            assert len(receiver.accepted) < len(wanted), receiver.accepted
+            receiver.arrived.clear()
+            await asyncio.wait_for(receiver.arrived.wait(), 30)
+    finally:
+        await http.aclose()
+        await server.close()
+        await target.close()
+
+
+async def test_deleting_webhooks_while_appending_ends_each_delivery(database: Database) -> None:
+    """A delete stops its webhook's delivery task and answers, however busy the log: on
+    PostgreSQL a cancellation could be lost in the driver's pool (Python 3.11), and the
+    delete waited for ever on a task that had gone back to waiting for commits."""
+    server = await serve(database)
+    http = httpx.AsyncClient(timeout=30)
+    base = f"http://127.0.0.1:{server.port}"
+    appending = True
+
+    async def append() -> None:
+        while appending:
+            response = await http.post(base + "/v1/events", json=event_in(), headers=ADMIN)
+            assert response.status_code == 201
+
+    try:
+        hooks = []
+        for _ in range(40):
+            spec = {"url": "http://127.0.0.1:9/never", "company": ["nobody"]}
+            created = await http.post(base + "/v1/webhooks", json=spec, headers=ADMIN)
+            hooks.append(created.json()["id"])
+        writers = [asyncio.create_task(append()) for _ in range(3)]
+        async with asyncio.timeout(120):
+            for hook in hooks:
+                deleted = await http.delete(f"{base}/v1/webhooks/{hook}", headers=ADMIN)
+                assert deleted.status_code == 204
+        appending = False
+        await asyncio.gather(*writers)
+        listed = await http.get(base + "/v1/webhooks", headers=ADMIN)
+        assert listed.json() == {"webhooks": []}
+    finally:
+        await http.aclose()
+        await server.close()
