@@ -253,7 +253,11 @@ class PostgresEventStore(LogStore):
     log's lock first, so they append one at a time, and what a store remembers between
     groups is checked against the head it finds (see LogStore)."""
 
-    TARGET_ID = "(events.data::json ->> 'target')"
+    # Not `data::json ->> 'target'`: that decodes every string of the entry, and one holding
+    # \u0000 (which a JSON text may) fails it. In the canonical JSON of an amendment's data,
+    # `target` is the last key at the top ("confidence", "data", "occurred", "reason" sort
+    # before it), so the last `"target":"` of the text is it (a string's quotes are escaped).
+    TARGET_ID = """substring(events.data from '.*"target":"([0-9a-f-]{36})"')"""
 
     def __init__(
         self,

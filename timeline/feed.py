@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,11 +16,13 @@ import orjson
 from aiohttp import HttpVersion11, web
 
 from events.envelope import RecordedEvent
-from events.errors import BadRequest, PositionConflict, Unavailable
+from events.errors import BadRequest, PositionConflict, TimelineError, Unavailable
 from events.store import EventStore, natural
 from events.types import AMENDMENTS
 from projections import state
-from timeline.runner import CANCEL_ON_DISCONNECT
+from timeline.runner import ON_DISCONNECT
+
+log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 REPLAY_PAGE = 500
@@ -27,6 +31,8 @@ REPLAY_PAGE = 500
 DIRECT_BUFFER_LIMIT = 256 * 1024
 # A fan-out waits this many times the last one's duration after it (see Hub).
 FAN_OUT_SPACING = 2.0
+# Amendments whose target's type the hub remembers for its streams.
+MAX_TARGETS = 1000
 
 
 def message(event: RecordedEvent, data: str | None = None) -> bytes:
@@ -117,6 +123,9 @@ class Hub:
     catch_up: Callable[[], Awaitable[None]] | None = None
     _pending: Commit | None = None
     _next_fan_out: float = 0.0
+    # The type of each recent amendment's target, looked up once for every stream that needs
+    # it (see Stream._look_up_targets), by the amendment's position.
+    _targets: dict[int, asyncio.Task[str | None]] = field(default_factory=dict)
 
     def subscribe(self, companies: Sequence[str], types: Sequence[str]) -> tuple[Subscriber, int]:
         subscriber = Subscriber(
@@ -125,8 +134,33 @@ class Hub:
         self.subscribers.add(subscriber)
         return subscriber, self.head
 
+    async def target_type(self, store: EventStore, amendment: RecordedEvent) -> str | None:
+        """The type of the amendment's target (None if it is not stored)."""
+        task = self._targets.get(amendment.position)
+        if task is None:
+            task = asyncio.create_task(_type_of(store, amendment.data["target"]))
+            self._targets[amendment.position] = task
+            task.add_done_callback(self._forget_failed(amendment.position))
+            if len(self._targets) > MAX_TARGETS:
+                del self._targets[next(iter(self._targets))]
+        return await asyncio.shield(task)
+
+    def _forget_failed(self, position: int) -> Callable[[asyncio.Task[str | None]], None]:
+        def forget(task: asyncio.Task[str | None]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                self._targets.pop(position, None)  # the next stream asks again
+
+        return forget
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+
+    def end(self, subscriber: Subscriber) -> None:
+        """Unsubscribe the stream and have its task return (its client has gone)."""
+        self.subscribers.discard(subscriber)
+        subscriber.closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            subscriber.queue.put_nowait(None)
 
     def publish(self, events: Sequence[RecordedEvent]) -> None:
         """Hand out a commit's new events, in position order. Events at or below the head
@@ -184,10 +218,12 @@ class Hub:
         self._flush()
         self.closing = True
         for subscriber in list(self.subscribers):
-            subscriber.closed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                subscriber.queue.put_nowait(None)
-        self.subscribers.clear()
+            self.end(subscriber)
+
+
+async def _type_of(store: EventStore, event_id: str) -> str | None:
+    target = await store.get(event_id)
+    return None if target is None else target.type
 
 
 @dataclass
@@ -299,7 +335,11 @@ class Stream:
             if any(commit is None for commit in commits) or subscriber.overflowed:
                 return
             live = [commit for commit in commits if commit is not None]
-            await self._look_up_targets(subscriber, live)
+            try:
+                await self._look_up_targets(subscriber, live)
+            except TimelineError:  # the database is away: the client resumes by Last-Event-ID
+                log.warning("a stream ended: its amendments' targets could not be read")
+                return
             wanted, moved = self._select(subscriber, live)
             parts = (
                 [await self.render(event) for event, _ in wanted]
@@ -324,9 +364,9 @@ class Stream:
         self.looking_up = True
         try:
             for event in wanted:
-                target = await self.store.get(event.data["target"])
-                if target is not None:
-                    self.target_types[event.position] = target.type
+                target_type = await self.hub.target_type(self.store, event)
+                if target_type is not None:
+                    self.target_types[event.position] = target_type
         finally:
             self.looking_up = False
 
@@ -409,7 +449,8 @@ async def stream(
         if chunked:
             response.enable_chunked_encoding()
         await response.prepare(request)
-        request[CANCEL_ON_DISCONNECT] = True  # a client that leaves is unsubscribed at once
+        gone: Callable[[], None] = functools.partial(hub.end, subscriber)
+        request[ON_DISCONNECT] = gone  # a client that leaves is unsubscribed at once
         await response.write(f"retry: {RETRY_MS}\n\n".encode())
         writer = Stream(store, hub, params, response, ping_seconds, transport if chunked else None)
         with contextlib.suppress(ConnectionError):

@@ -8,9 +8,11 @@ scrapers and a page load."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +25,8 @@ from timeline.auth import Tokens
 from timeline.keys import TOKENS
 from timeline.metrics import HTTP
 
-# Buckets kept at most; beyond, the full ones (their clients idle for a while) are dropped.
+# Buckets kept at most; beyond, the least recently used is dropped (its client, if it comes
+# back, starts with a full bucket: what an idle client would have had anyway, by then).
 MAX_CLIENTS = 100_000
 # What a client refused a stream is told to wait before it tries again.
 STREAM_RETRY_SECONDS = 5
@@ -69,7 +72,7 @@ class Limiter:
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._streams: Counter[str] = Counter()
 
     def take(self, client: str) -> float:
@@ -79,24 +82,16 @@ class Limiter:
         bucket = self._buckets.get(client)
         if bucket is None:
             if len(self._buckets) >= MAX_CLIENTS:
-                self._forget(now)
+                self._buckets.popitem(last=False)
             bucket = self._buckets[client] = _Bucket(self.limit.burst, now)
         else:
+            self._buckets.move_to_end(client)
             refill = (now - bucket.stamp) * self.limit.rate
             bucket.level, bucket.stamp = min(self.limit.burst, bucket.level + refill), now
         if bucket.level < 1:
             return (1 - bucket.level) / self.limit.rate
         bucket.level -= 1
         return 0.0
-
-    def _forget(self, now: float) -> None:
-        full = self.limit.burst / self.limit.rate  # seconds an empty bucket takes to fill
-        self._buckets = {
-            client: bucket for client, bucket in self._buckets.items() if now - bucket.stamp < full
-        }
-        if len(self._buckets) >= MAX_CLIENTS:  # all busy: keep the newer half
-            kept = list(self._buckets.items())[MAX_CLIENTS // 2 :]
-            self._buckets = dict(kept)
 
     def open_stream(self, client: str) -> None:
         """Count one more open stream of the client, or RateLimited if it has its most."""
@@ -122,7 +117,22 @@ def client_of(request: web.Request, tokens: Tokens) -> str:
     if credential is None and "access_token" in request.query:
         credential = "Bearer " + request.query["access_token"]
     key = tokens.known_key(credential) if credential is not None else None
-    return f"token {key}" if key is not None else f"address {request.remote}"
+    return f"token {key}" if key is not None else f"address {_network(request.remote)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _network(remote: str | None) -> str | None:
+    """An IPv4 address, or the /64 of an IPv6 one: a host is handed a /64 to pick addresses
+    from, and one bucket per address would let it make as many as it likes."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 @web.middleware

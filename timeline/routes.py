@@ -294,6 +294,10 @@ async def get_chronology(request: web.Request) -> web.Response:
         raise bad_query("cursor", "the cursor is not one this server issued")
     else:
         known = await state.resolve(store, cursor.known_at)
+        asked = query_known_at(request)
+        # A known_at beside the cursor must be the one the cursor pins, not silently ignored.
+        if asked is not None and (await state.resolve(store, asked)).position != known.position:
+            raise bad_query("known_at", "the cursor pins another known_at; drop one of them")
     events, following = await chronology(
         store,
         known,

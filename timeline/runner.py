@@ -4,16 +4,19 @@ text/plain 400 that echoes the start of the offending value (for `Authorization`
 credential) and logs it. Here it gets a problem document that echoes nothing: 414 for a
 request line too long, 431 for a header too long or too many headers, 400 for the rest.
 
-Two more things aiohttp's connections do not: a request whose line and headers have not all
-arrived `header_timeout` seconds after its first byte (or after the connection opened) is
-closed (slow-loris clients hold a connection open by sending a header a byte at a time), and
-a connection lost while its handler streams (a request marked CANCEL_ON_DISCONNECT) cancels
-the handler at once: an idle stream would otherwise learn of it only at its next write."""
+Two more things aiohttp's connections do not. A connection that is ready for a request
+(just opened, or its last response sent) must deliver that request's line and headers within
+`header_timeout` seconds, or it is closed: slow-loris clients hold connections open by
+sending headers a byte at a time, pipelined behind a request or not, and an idle keep-alive
+connection is closed then too. And a connection lost while its handler streams calls the
+request's ON_DISCONNECT callback at once: an idle stream would otherwise learn of it only at
+its next write."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -21,12 +24,16 @@ from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from timeline import logs
 from timeline.problems import problem
 
 log = logging.getLogger(__name__)
 
-# Set (to True) on a request whose handler is to be cancelled when its connection is lost.
-CANCEL_ON_DISCONNECT = web.RequestKey("cancel_on_disconnect", bool)
+# Called when the request's connection is lost while its handler runs (a stream's, to end).
+ON_DISCONNECT: web.RequestKey[Callable[[], None]] = web.RequestKey(
+    "on_disconnect",
+    object,  # type: ignore[arg-type]
+)
 HEADER_TIMEOUT_SECONDS = 10.0
 
 
@@ -60,15 +67,21 @@ class _Handler(RequestHandler):
         super().data_received(data)
         if self._request_count > requests:  # a request's line and headers are all in
             self._disarm()
-        elif not self._request_in_progress and not self._messages:
-            self._arm()  # the first bytes of a request: its headers are due in time
+
+    async def _handle_request(
+        self, request: BaseRequest, *args: Any, **kwargs: Any
+    ) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super()._handle_request(request, *args, **kwargs)
+        finally:
+            self._arm()  # the next request's headers are due from now
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
-        request, task = self._current_request, self._task_handler
+        request = self._current_request
         super().connection_lost(exc)
-        if request is not None and task is not None and request.get(CANCEL_ON_DISCONNECT):
-            task.cancel()
+        if request is not None and (on_disconnect := request.get(ON_DISCONNECT)) is not None:
+            on_disconnect()
 
     def _arm(self) -> None:
         if self._header_deadline is None and self._header_timeout > 0:
@@ -82,6 +95,8 @@ class _Handler(RequestHandler):
 
     def _too_slow(self) -> None:
         self._header_deadline = None
+        if self._request_in_progress or self._messages:
+            return  # its headers came (pipelined): the next deadline starts after its answer
         log.info("closed a connection whose request headers took over %ss", self._header_timeout)
         if self.transport is not None:
             self.transport.close()
@@ -99,6 +114,7 @@ class _Handler(RequestHandler):
         # Only the kind of refusal is logged: the value itself may be a secret.
         log.info("refused a request from %s that HTTP could not parse: %s", request.remote, title)
         response = problem(status, name, title, detail)
+        response.headers[logs.HEADER] = logs.request_id(None)
         response.force_close()
         return response
 

@@ -81,6 +81,7 @@ class Webhooks:
         self.delivered: dict[str, int] = {}
         self.failed: dict[str, int] = {}
         self.delivering: dict[str, Webhook] = {}
+        self._deleted: set[str] = set()  # by this process (ids are never reused)
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -100,8 +101,8 @@ class Webhooks:
             self.leading = True
             try:
                 while not lost.done() and not self._stopping:
+                    self._changed.clear()  # first: a change made while it looks is seen next
                     await self._refresh()
-                    self._changed.clear()
                     changed = asyncio.create_task(self._changed.wait())
                     await asyncio.wait(
                         [lost, changed], timeout=self.lease_seconds, return_when="FIRST_COMPLETED"
@@ -122,7 +123,9 @@ class Webhooks:
 
     async def _refresh(self) -> None:
         """Run a task for every enabled webhook, and none for one deleted or disabled."""
-        hooks = {hook.id: hook for hook in await self.all() if hook.disabled is None}
+        found = await self.all()
+        # A webhook deleted while `all` ran is gone, though `found` may still hold it.
+        hooks = {h.id: h for h in found if h.disabled is None and h.id not in self._deleted}
         for hook_id in list(self._tasks):
             if hook_id not in hooks:
                 await self._cancel(hook_id)
@@ -195,9 +198,12 @@ class Webhooks:
 
     async def delete(self, hook_id: str) -> None:
         await self.get(hook_id)
-        # The row first: the leader, looking meanwhile, must not start its delivery again.
+        # Before its row goes, so that the leader, looking meanwhile, cannot start it again.
+        self._deleted.add(hook_id)
         await self.subscriptions.remove(hook_id)
         await self._cancel(hook_id)
+        self.delivered.pop(hook_id, None)
+        self.failed.pop(hook_id, None)
         self._changed.set()
 
     def _spawn(self, hook: Webhook) -> None:

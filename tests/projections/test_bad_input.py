@@ -106,3 +106,14 @@ async def test_a_chronology_cursor_continues_only_its_own_filters(api: Api) -> N
         response = await api.client.get(f"/v1/chronology?{other}&cursor={cursor}")
         body = await problem(response, 400, "bad-request")
         assert body["errors"][0]["loc"] == ["query", "cursor"], other
+
+
+async def test_a_known_at_beside_a_cursor_must_be_the_one_it_pins(api: Api) -> None:
+    await api.append({"events": [event_in(company="baidu") for _ in range(3)]})
+    first = await (await api.client.get("/v1/chronology?limit=1&known_at=2")).json()
+    cursor = first["next_cursor"]
+    response = await api.client.get(f"/v1/chronology?limit=1&known_at=2&cursor={cursor}")
+    assert response.status == 200  # the same position: the same listing
+    response = await api.client.get(f"/v1/chronology?limit=1&known_at=3&cursor={cursor}")
+    body = await problem(response, 400, "bad-request")
+    assert body["errors"][0]["loc"] == ["query", "known_at"]

@@ -375,3 +375,19 @@ async def test_a_type_filter_passes_the_amendments_of_what_it_passes(live: Live)
     for reader in readers:
         assert await asyncio.wait_for(reader, 30) == [*expected, end["id"]]
     assert await asyncio.wait_for(elsewhere, 30) == [end_tencent["id"]]
+
+
+async def test_an_amendment_holding_a_nul_still_passes_a_type_filter(live: Live) -> None:
+    """Finding an amendment's target must not decode its other strings: PostgreSQL's JSON
+    functions refuse \\u0000, and one such entry, forever in the log, stopped every filtered
+    replay (and webhook) that reached it."""
+    (launch,) = await live.append(event_in(company="baidu", type="model.launched"))
+    nul = event_in(
+        company="baidu",
+        type="event.corrected",
+        data={"target": launch["id"], "data": {"model": "a\u0000b"}},
+    )
+    (correction,) = await live.append(nul)
+    (retraction,) = await live.append(_amend("event.retracted", launch))
+    ids = await _messages_until(live, "after=0&type=model.launched", retraction["id"])
+    assert ids == [launch["id"], correction["id"], retraction["id"]]

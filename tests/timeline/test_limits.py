@@ -127,3 +127,27 @@ def test_serve_refuses_a_bad_limit(tmp_path: Any) -> None:
         "serve", "--db", db, "--port", "0", "--no-seed", env={"TIMELINE_RATE_LIMIT": "lots"}
     )
     assert code == 2 and "TIMELINE_RATE_LIMIT='lots'" in err and "serving" not in out
+
+
+def test_an_ipv6_host_is_one_client_for_its_whole_64() -> None:
+    from timeline.limits import _network
+
+    assert _network("2001:db8:1:2::1") == _network("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert _network("2001:db8:1:3::1") != _network("2001:db8:1:2::1")
+    assert _network("::ffff:192.0.2.7") == "192.0.2.7" == _network("192.0.2.7")
+    assert _network("192.0.2.8") != _network("192.0.2.7")
+
+
+def test_the_buckets_are_bounded_and_the_least_recently_used_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from timeline import limits
+
+    monkeypatch.setattr(limits, "MAX_CLIENTS", 3)
+    limiter = limits.Limiter(Limit(0.001, 1, 1))
+    for client in ("a", "b", "c"):
+        assert limiter.take(client) == 0  # each spends its one request
+    assert limiter.take("a") > 0  # "a" is now the most recently used
+    assert limiter.take("d") == 0  # a fourth client: "b", the least recently used, goes
+    assert limiter.take("a") > 0 and limiter.take("c") > 0  # still remembered: still empty
+    assert limiter.take("b") == 0  # forgotten: a full bucket again

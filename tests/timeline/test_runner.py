@@ -59,6 +59,7 @@ async def test_unparseable_requests_get_problems_that_echo_nothing(
         assert problem["status"] == status
         assert problem["type"].startswith("urn:timeline:problem:")
         assert b"SECRET" not in body and b"aaaa" not in body
+        assert len(headers["x-request-id"]) == 32  # as every answer has one
     finally:
         server.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.process.wait(), 30) == 0
@@ -78,16 +79,22 @@ async def test_slow_headers_are_cut_off_and_the_service_goes_on(tmp_path: Path) 
         assert port is not None
         silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
         dribbling = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
-        for _, writer in dribbling:
-            writer.write(b"GET /v1/events HTTP/1.1\r\nHost: t\r\n")
+        for n, (_, writer) in enumerate(dribbling):
+            # Half of them behind a whole request, pipelined in the same write.
+            first = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" if n % 2 else b""
+            writer.write(first + b"GET /v1/events HTTP/1.1\r\nHost: t\r\n")
 
         async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
-            """Sends a header byte by byte until the server closes the connection."""
-            while not reader.at_eof():
+            """Sends a header byte by byte until the server closes the connection; what the
+            server sent meanwhile."""
+            received = b""
+            while True:
                 writer.write(b"X")
                 with contextlib.suppress(TimeoutError):
-                    return await asyncio.wait_for(reader.read(), 0.1)
-            return b""
+                    chunk = await asyncio.wait_for(reader.read(65536), 0.1)
+                    if not chunk:
+                        return received
+                    received += chunk
 
         async with asyncio.timeout(30):
             # A normal client, meanwhile, is answered.
@@ -98,7 +105,10 @@ async def test_slow_headers_are_cut_off_and_the_service_goes_on(tmp_path: Path) 
             for reader, _ in silent:
                 assert await reader.read() == b""  # closed, with no answer
             answers = await asyncio.gather(*(dribble(*pair) for pair in dribbling))
-            assert answers == [b""] * len(dribbling)
+            # Closed with no answer to the request they dribble (the pipelined one is answered).
+            assert answers[::2] == [b""] * 10
+            for answer in answers[1::2]:
+                assert answer.count(b"HTTP/1.1 ") == 1 and b'"status": "ok"' in answer
         for _, writer in silent + dribbling:
             writer.close()
         assert "headers took over 0.5s" in server.output
@@ -129,15 +139,17 @@ async def test_a_stream_whose_client_leaves_is_unsubscribed_at_once(tmp_path: Pa
     port = urlsplit(server.url).port
     assert port is not None
 
-    async def open_stream() -> asyncio.StreamWriter:
+    async def open_stream(n: int) -> asyncio.StreamWriter:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /v1/stream?after=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        writer.write(
+            b"GET /v1/stream?after=0 HTTP/1.1\r\nHost: t\r\nX-Request-ID: s-%d\r\n\r\n" % n
+        )
         await reader.readuntil(b"retry: 3000\n")
         return writer
 
     try:
         async with aiohttp.ClientSession() as http, asyncio.timeout(60):
-            streams = [await open_stream() for _ in range(5)]
+            streams = [await open_stream(n) for n in range(5)]
             await until(http, 5)
             for writer in streams[:3]:
                 writer.close()
@@ -145,6 +157,18 @@ async def test_a_stream_whose_client_leaves_is_unsubscribed_at_once(tmp_path: Pa
             for writer in streams[3:]:
                 writer.close()
             await until(http, 0)
+            # Each stream ended as a request does: with its line in the access log.
+            lines = []
+            while len(lines) < 5:
+                await asyncio.sleep(0.05)
+                lines = [
+                    json.loads(line)
+                    for line in server.output.splitlines()
+                    if '"logger": "timeline.access"' in line or '"logger":"timeline.access"' in line
+                ]
+                lines = [line for line in lines if line.get("route") == "/v1/stream"]
+            assert sorted(line["request_id"] for line in lines) == [f"s-{n}" for n in range(5)]
+            assert {line["status"] for line in lines} == {200}
     finally:
         server.process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(server.process.wait(), 30)
