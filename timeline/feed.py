@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import orjson
 from aiohttp import HttpVersion11, web
 
 from events.envelope import RecordedEvent
@@ -288,7 +287,7 @@ class Stream:
         company = await state.company_state(
             self.store, event.company, today, known, include_possible=False
         )
-        data = f'{{"event":{event.to_json()},"state":{orjson.dumps(company).decode()}}}'
+        data = f'{{"event":{event.to_json()},"state":{company or "null"}}}'
         return message(event, data)
 
     async def replay(self, after: int, head: int) -> None:

@@ -263,7 +263,7 @@ async def get_company(request: web.Request) -> web.Response:
     )
     if found is None:
         raise unknown_company(company, known)
-    return orjson_response(found)
+    return json_response(found)
 
 
 async def get_company_timeline(request: web.Request) -> web.Response:
