@@ -26,6 +26,7 @@ from aiohttp import web
 from events.envelope import NewEvent, RecordedEvent
 from events.store import Appended, timestamp
 from events.waits import set_within
+from timeline import logs
 from timeline.app import create_app
 from timeline.config import Settings
 from timeline.routes import created_response, read_events
@@ -64,7 +65,15 @@ async def serve(db: str, synchronous: Synchronous, port: int, reuse_port: bool) 
     settings = Settings(db=db, host="127.0.0.1", port=port, sqlite_synchronous=synchronous)
     app = create_app(settings)
     app.router.add_post("/bench/validate", post_validate)
-    runner = Runner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    # Logged as `timeline serve` logs (TIMELINE_ACCESS_LOG=0 turns the access line off).
+    logs.configure(settings.log_format)
+    runner = Runner(
+        app,
+        access_log_class=logs.AccessLogger,
+        access_log=logs.ACCESS if settings.access_log else None,
+        shutdown_timeout=settings.shutdown_timeout,
+        header_timeout=settings.header_timeout_seconds,
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None)
     await site.start()
