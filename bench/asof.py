@@ -174,8 +174,14 @@ asyncio.run(main(url, companies, head, count, known_share, seed))
 
 
 def measure(path: Path, companies: list[str], head: int, count: int, known_share: float) -> Any:
-    server = timeline_command(
-        "serve", "--db", f"sqlite:///{path}", "--port", "0", stdout=subprocess.PIPE
+    server = timeline_command(  # its log (a JSON line per request) is not the table's
+        "serve",
+        "--db",
+        f"sqlite:///{path}",
+        "--port",
+        "0",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert server.stdout is not None
