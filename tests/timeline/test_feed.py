@@ -19,7 +19,7 @@ from tests.factories import event_in
 from timeline.app import create_app
 from timeline.config import Settings
 from timeline.feed import Hub
-from timeline.keys import HUB
+from timeline.keys import HUB, STORE
 
 TOKEN = "tl_feed"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -391,3 +391,30 @@ async def test_an_amendment_holding_a_nul_still_passes_a_type_filter(live: Live)
     (retraction,) = await live.append(_amend("event.retracted", launch))
     ids = await _messages_until(live, "after=0&type=model.launched", retraction["id"])
     assert ids == [launch["id"], correction["id"], retraction["id"]]
+
+
+async def test_live_commits_wait_behind_a_target_look_up(live: Live) -> None:
+    """While a stream's task looks up an amendment's target, the commits after it must queue
+    behind it, not be written to the socket first (the amendment would then be skipped as
+    already passed). The look-up is held until a later commit has been published."""
+    (launch,) = await live.append(event_in(company="baidu", type="model.launched"))
+    store = live.server.app[STORE]
+    real_get = store.get
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def held_get(event_id: str) -> RecordedEvent | None:
+        asked.set()
+        await release.wait()
+        return await real_get(event_id)
+
+    store.get = held_get  # type: ignore[method-assign]
+    end = event_in(company="baidu", type="model.launched")
+    reader = asyncio.create_task(_messages_until(live, "type=model.launched", end["id"]))
+    async with asyncio.timeout(30):
+        while not live.server.app[HUB].subscribers:  # noqa: ASYNC110 (the hub has no event)
+            await asyncio.sleep(0.01)
+        (retraction,) = await live.append(_amend("event.retracted", launch))
+        await asked.wait()  # the stream's task is in its look-up
+        await live.append(end)  # published while the look-up is held
+        release.set()
+        assert await reader == [retraction["id"], end["id"]]
