@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import orjson
 from aiohttp import web
@@ -165,15 +165,13 @@ class TimelineCollector(Collector):
             "Events appended through this process",
             value=writer.appended,
         )
-        events = CounterMetricFamily(
+        yield _counters(
             "timeline_append_events",
             "Events of the appends that reached the writer, by outcome (created, replayed, or "
             "the refusal's problem type)",
-            labels=["outcome"],
+            "outcome",
+            {**SEEN, **writer.events_by_outcome},
         )
-        for outcome, count in sorted({**SEEN, **writer.events_by_outcome}.items()):
-            events.add_metric([outcome], count)
-        yield events
         yield self.batch_events.family(
             "timeline_append_batch_events", "Events per append that reached the writer"
         )
@@ -191,15 +189,13 @@ class TimelineCollector(Collector):
 
     def _http(self) -> Iterator[Metric]:
         http = self.http
-        appends = CounterMetricFamily(
+        yield _counters(
             "timeline_appends",
             "POST /v1/events answered, by outcome (created, replayed, or the refusal's "
             "problem type)",
-            labels=["outcome"],
+            "outcome",
+            {**SEEN, **http.appends},
         )
-        for outcome, count in sorted({**SEEN, **http.appends}.items()):
-            appends.add_metric([outcome], count)
-        yield appends
         yield http.append_seconds.family(
             "timeline_append_duration_seconds", "Time to answer POST /v1/events, any outcome"
         )
@@ -211,14 +207,12 @@ class TimelineCollector(Collector):
         for (method, route, status), count in sorted(http.responses.items()):
             responses.add_metric([method, route, str(status)], count)
         yield responses
-        limited = CounterMetricFamily(
+        yield _counters(
             "timeline_rate_limited",
             "Requests refused 429 rate-limited, by kind of limit",
-            labels=["limit"],
+            "limit",
+            http.limited,
         )
-        for limit, count in sorted(http.limited.items()):
-            limited.add_metric([limit], count)
-        yield limited
 
     def _feed(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -239,22 +233,18 @@ class TimelineCollector(Collector):
             "1 while this process holds the webhooks lease (and delivers), else 0",
             value=int(webhooks.leading),
         )
-        delivered = CounterMetricFamily(
+        yield _counters(
             "timeline_webhook_deliveries",
             "Deliveries answered 2xx, by webhook",
-            labels=["webhook"],
+            "webhook",
+            webhooks.delivered,
         )
-        for hook_id, count in sorted(webhooks.delivered.items()):
-            delivered.add_metric([hook_id], count)
-        yield delivered
-        failed = CounterMetricFamily(
+        yield _counters(
             "timeline_webhook_failures",
             "Delivery attempts that failed (an answer other than 2xx, or no answer), by webhook",
-            labels=["webhook"],
+            "webhook",
+            webhooks.failed,
         )
-        for hook_id, count in sorted(webhooks.failed.items()):
-            failed.add_metric([hook_id], count)
-        yield failed
         lag = GaugeMetricFamily(
             "timeline_webhook_lag_events",
             "Log head minus the webhook's acknowledged position, for each webhook this process "
@@ -265,6 +255,14 @@ class TimelineCollector(Collector):
         for hook_id, hook in sorted(webhooks.delivering.items()):
             lag.add_metric([hook_id], max(0, head - hook.acked))
         yield lag
+
+
+def _counters(name: str, documentation: str, label: str, counts: Mapping[str, int]) -> Metric:
+    """A counter with one label: a sample per key of `counts`, in key order."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family
 
 
 def registry(
