@@ -57,6 +57,15 @@ class Receiver:
         return web.Response(status=204)
 
 
+async def receiving(receiver: Receiver) -> TestServer:
+    """A real server on 127.0.0.1 whose POST /hook is the receiver's."""
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    target = TestServer(app, host="127.0.0.1")
+    await target.start_server()
+    return target
+
+
 async def serve(database: Database) -> TestServer:
     app = create_app(
         Settings(
@@ -72,10 +81,7 @@ async def serve(database: Database) -> TestServer:
 
 async def test_retried_signed_in_order_once_each_across_a_restart(database: Database) -> None:
     receiver = Receiver(failures=4)
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    target = TestServer(app, host="127.0.0.1")
-    await target.start_server()
+    target = await receiving(receiver)
     server = await serve(database)
     http = httpx.AsyncClient(timeout=30)
     try:
@@ -178,10 +184,7 @@ async def _gone(request: web.Request) -> web.Response:
 
 async def test_a_type_filter_delivers_the_amendments_of_what_it_passes(database: Database) -> None:
     receiver = Receiver(failures=0)
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    target = TestServer(app, host="127.0.0.1")
-    await target.start_server()
+    target = await receiving(receiver)
     server = await serve(database)
     http = httpx.AsyncClient(timeout=30)
     base = f"http://127.0.0.1:{server.port}"
