@@ -17,10 +17,10 @@ from pydantic.json_schema import JsonSchemaMode
 
 from events.errors import TimelineError
 from timeline.models import Problem
+from timeline.problems import PROBLEM_TYPE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REF = "#/components/schemas/{model}"
-PROBLEM_TYPE = "urn:timeline:problem:"
 PROBLEM_CONTENT = "application/problem+json"
 # What the HTTP layer answers beside the domain's errors (timeline.problems): 405 (a method a
 # route does not take) is a bad request; a body over the cap is too large.
