@@ -1,9 +1,11 @@
--- wrk script for bench/append.py.
---   wrk ... -s bench/append.lua http://127.0.0.1:PORT/v1/events -- single
---   wrk ... -s bench/append.lua http://127.0.0.1:PORT/v1/events -- batch 1000
+-- wrk script of the benchmarks (bench/machine.py runs it).
+--   wrk ... -s bench/wrk.lua http://127.0.0.1:PORT/v1/events -- single
+--   wrk ... -s bench/wrk.lua http://127.0.0.1:PORT/v1/events -- batch 1000
+--   wrk ... -s bench/wrk.lua http://127.0.0.1:PORT/ -- get FILE   (one path per line)
 -- The bearer token comes from $BENCH_TOKEN. Requests are built once in init(), so the client
 -- does no work per request beyond sending bytes. Events carry no id: the server makes one,
--- so every request appends new events. Companies vary over 100 slugs.
+-- so every request appends new events. Companies vary over 100 slugs. `get` sends GETs of
+-- the file's paths in turn.
 
 local COMPANIES = 100
 local requests = {}
@@ -22,11 +24,15 @@ end
 function init(args)
   local mode = args[1] or "single"
   local headers = {
-    ["Content-Type"] = "application/json",
+    ["Content-Type"] = mode ~= "get" and "application/json" or nil,
     ["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or ""),
     ["Host"] = wrk.headers["Host"],
   }
-  if mode == "batch" then
+  if mode == "get" then
+    for path in io.lines(args[2]) do
+      requests[#requests + 1] = wrk.format("GET", path, headers)
+    end
+  elseif mode == "batch" then
     local size = tonumber(args[2] or "1000")
     -- A few distinct batch bodies, each spreading its events over all companies.
     for b = 0, 3 do
