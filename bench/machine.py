@@ -126,6 +126,18 @@ def watched(server_pids: Sequence[int]) -> Iterator[list[CpuUse]]:
     found.append(CpuUse.between(before, CpuSnapshot.take(server_pids)))
 
 
+@contextlib.contextmanager
+def on_cpu(cpu: int | None) -> Iterator[None]:
+    """This process on `cpu` for the block (None: wherever it was)."""
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 class Server:
     """A server process (`python -m MODULE ARGS`), in its own process group, killed on exit."""
 

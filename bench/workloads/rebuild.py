@@ -9,24 +9,10 @@ projection: read the notification log into domain events and fold them per compa
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-
 from bench import peer
 from bench.harness import Check, Context, Figure
-from bench.machine import SERVER_CPU, watched
+from bench.machine import SERVER_CPU, on_cpu, watched
 from bench.workloads.imports import imported
-
-
-@contextlib.contextmanager
-def _on_server_cpu() -> Iterator[None]:
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {SERVER_CPU})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 def run(context: Context) -> list[Figure]:
@@ -37,7 +23,7 @@ def run(context: Context) -> list[Figure]:
     ours = done.log.events / seconds
     with context.peer_store("rebuild") as (url, schema):
         peer.load(url, schema, done.log.events, sizes.companies)
-        with _on_server_cpu(), watched([]) as peer_cpu:
+        with on_cpu(SERVER_CPU), watched([]) as peer_cpu:
             read, rate = peer.rebuild_rate(url, schema)
     return [
         Figure(
