@@ -27,6 +27,13 @@ from events.errors import StoreError
 from events.store import Lease, Projection, Transaction
 from events.waits import set_within
 
+# SQLite's julianday() of an ISO day, so that the SQL both backends speak counts days (a
+# fact's span key is written with the fact). STABLE, as the cast of text to a date is:
+# PostgreSQL then inlines it, and the subtraction of two is hi::date - lo::date.
+JULIANDAY = """CREATE OR REPLACE FUNCTION julianday(day TEXT) RETURNS double precision
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+AS $$ SELECT (day::date - DATE '2000-01-01') + 2451544.5::double precision $$"""
+
 # The log's own tables at schema.VERSION. Text that is compared or ordered is COLLATE "C"
 # (byte order, as SQLite's BINARY), whatever the database's default collation is.
 SCHEMA = (
@@ -64,7 +71,9 @@ FOR EACH STATEMENT EXECUTE FUNCTION timeline_append_only()""",
     revoked TEXT
 )""",
 )
-MIGRATIONS = schema.Migrations(create=SCHEMA, steps={3: schema.TOKEN_STEPS})
+MIGRATIONS = schema.Migrations(
+    create=(*SCHEMA, JULIANDAY), steps={3: schema.TOKEN_STEPS, 4: (JULIANDAY,)}
+)
 
 # Appends are serialized by this lock, taken first in every write transaction: an entry's
 # position is head + 1 when its transaction plans it, so positions are gapless, and with the
@@ -213,8 +222,9 @@ def _create(url: str, projections: Sequence[Projection], create: bool) -> psycop
             tx.execute(SCHEMA_LOCK)
             tables = {name for (name,) in tx.fetch(TABLES)}
             columns = {name for (name,) in tx.fetch(COLUMNS)}
-            schema.migrate(tx, MIGRATIONS, schema.Found(tables, columns), create=create)
-            schema.create_projections(tx, projections, {name for (name,) in tx.fetch(TABLES)})
+            found, _ = schema.migrate(tx, MIGRATIONS, schema.Found(tables, columns), create=create)
+            now = {name for (name,) in tx.fetch(TABLES)}
+            schema.create_projections(tx, projections, now, found=found)
     except BaseException:
         db.close()
         raise

@@ -1,25 +1,31 @@
 """Schema versions: the store's own tables (the log, tokens, webhook subscriptions) carry a
 version, and forward-only migrations bring an older database up to the code's at open. A
 database whose version is newer than the code's is refused. The projections are not
-versioned: `timeline rebuild` recreates them from the log."""
+versioned on their own: `timeline rebuild` recreates them from the log, and so does a
+migration across a version at which what they keep changed (PROJECTIONS_CHANGED)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from events import subscriptions
-from events.errors import NotFound, SchemaMismatch
+from events.errors import NotFound, SchemaMismatch, StoreError
 from events.store import Projection, Transaction, timestamp
 
 # The version of the schema this code writes. 1 is the schema of the releases before versions
 # were kept (a SQLite file with a log and no schema_version table).
-VERSION = 3
+VERSION = 4
 # Version 3: a token records when it was last used and when it was revoked (both backends).
 TOKEN_STEPS = (
     "ALTER TABLE tokens ADD COLUMN last_used TEXT",
     "ALTER TABLE tokens ADD COLUMN revoked TEXT",
 )
+# The versions at which the projections' tables changed (4: each fact keeps its span key,
+# for the chronology): a database migrating across one has its projections dropped and
+# rebuilt from the log in the migrating transaction, so that no append or read meets a
+# projection of the older shape. (Their owners' SQL does it: none of it is written here.)
+PROJECTIONS_CHANGED = frozenset({4})
 
 VERSION_TABLE = "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
 # The columns a log has had since version 1: a table `events` without them is not a log.
@@ -105,12 +111,41 @@ def _stamp(tx: Transaction, version: int) -> None:
     )
 
 
+def projections_changed(found: int) -> bool:
+    """Whether the projections of a database found at version `found` (0: a fresh one) are of
+    an older shape than the code's."""
+    return any(0 < found < version <= VERSION for version in PROJECTIONS_CHANGED)
+
+
 def create_projections(
-    tx: Transaction, projections: Sequence[Projection], tables: set[str]
+    tx: Transaction, projections: Sequence[Projection], tables: set[str], *, found: int = 0
 ) -> None:
     """Create the tables and indexes of every projection one of whose tables is missing (a
-    role that may only read and write them never runs DDL)."""
+    role that may only read and write them never runs DDL); given the version the database
+    was found at, rebuild them all when they are of an older shape."""
+    if projections_changed(found):
+        if not projections:
+            # Their tables are not this module's to change: stamping the version without
+            # them would leave tables of the older shape under the newer version.
+            raise StoreError(
+                f"the database's projections are of schema version {found}: open it with "
+                "them to migrate it (timeline migrate)"
+            )
+        rebuild_projections(tx, projections)
+        return
     for projection in projections:
         if not set(projection.tables()) <= tables:
             for statement in (*projection.schema(), *projection.indexes()):
                 tx.execute(statement)
+
+
+def rebuild_projections(
+    tx: Transaction,
+    projections: Sequence[Projection],
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Drop and refill every projection from the log, in the caller's transaction."""
+    for projection in projections:
+        for statement in (*projection.drop(), *projection.schema()):
+            tx.execute(statement)
+        projection.rebuild(tx, progress)

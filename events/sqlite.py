@@ -154,8 +154,8 @@ def _connect(
             name for (name,) in tx.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         columns = {row[1] for row in tx.fetch("PRAGMA table_info(events)")}
-        schema.migrate(tx, MIGRATIONS, schema.Found(tables, columns), create=create)
-        schema.create_projections(tx, projections, tables)
+        found, _ = schema.migrate(tx, MIGRATIONS, schema.Found(tables, columns), create=create)
+        schema.create_projections(tx, projections, tables, found=found)
         db.execute("COMMIT")
     except BaseException:
         db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from events import schema
 from events.store import EventStore, Projection, Transaction
 from projections import temporal
 from projections.temporal import TemporalIndex
@@ -26,10 +27,7 @@ async def rebuild(
     """Drop and refill every projection; returns how many log entries were folded."""
 
     def work(tx: Transaction) -> None:
-        for projection in kept:
-            for statement in (*projection.drop(), *projection.schema()):
-                tx.execute(statement)
-            projection.rebuild(tx, progress)
+        schema.rebuild_projections(tx, kept, progress)
 
     await store.run(work)
     return (await store.head()).position  # positions are gapless: the log's length

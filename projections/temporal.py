@@ -17,7 +17,7 @@ from events.store import EventStore, Transaction
 from events.types import AMENDMENTS
 
 _FACT_COLUMNS = (
-    "company, type, position, lo, hi, occurred, data, confidence, retracted, sys_from, sys_to"
+    "company, type, position, lo, hi, occurred, data, confidence, retracted, sys_from, sys_to, span"
 )
 # A fact's first version keeps NULL for occurred and data (they are the event's own): the
 # table stays small, and readers take them from the log through this join.
@@ -33,8 +33,20 @@ _SUMMARY_COLUMNS = (
 Progress = Callable[[int, int], None]
 # Company summaries a TemporalIndex keeps in memory between groups, at most.
 MAX_CACHED = 100_000
-# A widened year ("2023~") spans three years: the widest range a fuzzy date can have.
-MAX_SPAN_DAYS = 3 * 366 + 1
+# A fact's span key groups facts by the length of their range, so that the chronology finds
+# those begun before a day D and still in effect on it with one ordered scan per key: every
+# fact of a key in effect on D begins after one day, earliest(key, D), whatever the widest
+# range. A range of days has the key of its class k = ceil(log2(days)) (class k: ranges of
+# (2^(k-1), 2^k] days, begun after D - 2^k), so a scan passes over few facts that ended
+# before D: those in (D - 2^k, D - days]. A range from a first of the month to another is
+# counted in months, exactly up to EXACT_MONTHS (key MONTHS + m: begun after the first of
+# D's month less m months, with no fact to pass over), then by class (MONTH_CLASSES +
+# ceil(log2(m))). The calendar's ranges (month, quarter, year, widened, decade) are such,
+# and thousands of facts share each one's first and last day: a bound of days would pass
+# over all of those that ended on D, the commonest first day of a window.
+MONTHS, EXACT_MONTHS, MONTH_CLASSES = 100, 120, 300
+# The widest ranges, 0001-01-01 to 9999-12-31: days in class 22, months in class 17.
+MAX_DAY_CLASS, MAX_MONTH_CLASS = 22, 17
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS facts (
@@ -49,6 +61,7 @@ SCHEMA = (
         retracted  INTEGER NOT NULL,
         sys_from   BIGINT NOT NULL,
         sys_to     BIGINT,
+        span       INTEGER NOT NULL,
         PRIMARY KEY (position, sys_from)
     )""",
     """CREATE TABLE IF NOT EXISTS companies (
@@ -70,20 +83,84 @@ SCHEMA = (
 )
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS facts_company ON facts (company, lo, hi, position)",
-    "CREATE INDEX IF NOT EXISTS facts_valid ON facts (lo, hi, position)",
+    # The chronology's: facts in (lo, hi, position) order, span key by span key.
+    "CREATE INDEX IF NOT EXISTS facts_span ON facts (span, lo, hi, position)",
 )
 _FACT_FIELDS = _FACT_COLUMNS.split(", ")
 _SUMMARY_FIELDS = _SUMMARY_COLUMNS.split(", ")
 _COMPANIES = "SELECT DISTINCT company FROM events"
 _CLOSE_FACT = "UPDATE facts SET sys_to = ? WHERE position = ? AND sys_to IS NULL"
 _AMENDMENTS = sorted(AMENDMENTS)
-# An event's first version: the log entry's own lo, hi and confidence, occurred and data NULL.
-_FIRST_VERSIONS = (
-    f"INSERT INTO facts ({_FACT_COLUMNS}) "
-    "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL "
-    "FROM events WHERE position BETWEEN ? AND ? "
-    f"AND type NOT IN ({', '.join('?' * len(_AMENDMENTS))})"
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def span_key(lo: str, hi: str) -> int:
+    """The span key of the days [lo, hi) (see MONTHS)."""
+    if lo.endswith("-01") and hi.endswith("-01"):
+        months = int(hi[:4]) * 12 + int(hi[5:7]) - int(lo[:4]) * 12 - int(lo[5:7])
+        if months <= EXACT_MONTHS:
+            return MONTHS + months
+        return MONTH_CLASSES + (months - 1).bit_length()
+    days = date.fromisoformat(hi).toordinal() - date.fromisoformat(lo).toordinal()
+    return (days - 1).bit_length()
+
+
+def earliest(key: int, day: date) -> date | None:
+    """The day after which every fact of span key `key` still in effect on `day` begins
+    (None: before any date)."""
+    if key < MONTHS:
+        ordinal = day.toordinal() - 2**key
+        return date.fromordinal(ordinal) if ordinal >= 1 else None
+    months = key - MONTHS if key < MONTH_CLASSES else 2 ** (key - MONTH_CLASSES)
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1) if index >= 12 else None
+
+
+def _class_of(column: str, low: int, high: int) -> str:
+    """ceil(log2(column)) in SQL, for 1 <= column <= 2^high: a binary search of the bounds."""
+    if low == high:
+        return str(low)
+    middle = (low + high) // 2
+    below, above = _class_of(column, low, middle), _class_of(column, middle + 1, high)
+    return f"CASE WHEN {column} <= {2**middle} THEN {below} ELSE {above} END"
+
+
+# span_key in SQL, of the days the inner query of _first_versions counts. A range of whole
+# months is within 4.4 days of as many mean months (30.436875 days: the Gregorian cycle's),
+# so that rounding counts its months. Single days are tried before the search of the day
+# classes: they are the commonest, and SQLite merges the inner query into the outer one, so
+# that each mention of `days` counts them again.
+_ALIGNED = "substr(lo, 9) = '01' AND substr(hi, 9) = '01'"
+_MONTHS = "round(days / 30.436875)"
+_SPAN_KEY = (
+    f"CASE WHEN {_ALIGNED} THEN (CASE WHEN {_MONTHS} <= {EXACT_MONTHS} "
+    f"THEN {MONTHS} + CAST({_MONTHS} AS INTEGER) "
+    f"ELSE {MONTH_CLASSES} + {_class_of(_MONTHS, 0, MAX_MONTH_CLASS)} END) "
+    f"WHEN days <= 1 THEN 0 ELSE {_class_of('days', 0, MAX_DAY_CLASS)} END"
 )
+
+
+def _first_versions(where: str) -> str:
+    """Copy the first versions of the log entries `where` selects (at most `LIMIT ?` of
+    them): their own lo, hi and confidence, occurred and data NULL, and their span key. The
+    days of a range are counted in the inner query (julianday: SQLite's, which the PostgreSQL
+    schema supplies too); its LIMIT keeps PostgreSQL from merging it into the outer one, which
+    would count them again at every comparison of the span key's search."""
+    return (
+        f"INSERT INTO facts ({_FACT_COLUMNS}) "
+        "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL, "
+        f"{_SPAN_KEY} FROM (SELECT company, type, position, lo, hi, confidence, "
+        "julianday(hi) - julianday(lo) AS days "
+        f"FROM events WHERE {where} AND type NOT IN ({_marks(_AMENDMENTS)}) "
+        "ORDER BY position LIMIT ?) AS first"
+    )
+
+
+# An event's first version, for the entries of one group: positions [?, ?].
+_FIRST_VERSIONS = _first_versions("position BETWEEN ? AND ?")
 
 
 @dataclass(slots=True)
@@ -117,6 +194,7 @@ class FactRow:
             self.retracted,
             self.sys_from,
             self.sys_to,
+            span_key(self.lo, self.hi),
         )
 
     def amended_by(self, amendment: RecordedEvent) -> FactRow:
@@ -199,10 +277,6 @@ class Summary:
         return cls(company, events, first, last, rest[8], name_key)
 
 
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" * len(values))
-
-
 class TemporalIndex:
     """The Projection keeping `facts` (versions of effective events) and `companies`."""
 
@@ -230,7 +304,8 @@ class TemporalIndex:
     def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         # The entries are in the log already (same transaction, consecutive positions): their
         # first versions are copied by SQLite itself, with nothing built or bound in Python.
-        tx.execute(_FIRST_VERSIONS, (events[0].position, events[-1].position, *_AMENDMENTS))
+        first, last = events[0].position, events[-1].position
+        tx.execute(_FIRST_VERSIONS, (first, last, *_AMENDMENTS, last - first + 1))
         amendments = [event for event in events if event.type in AMENDMENTS]
         transitions: list[tuple[FactRow | None, FactRow]] = []
         if amendments:
@@ -261,13 +336,8 @@ class TemporalIndex:
         one pass. Gives the same rows as the appends built one group at a time."""
         self._summaries_at = None
         total = tx.fetch("SELECT COUNT(*) FROM events")[0][0]
-        amendments = sorted(AMENDMENTS)
-        tx.execute(
-            f"INSERT INTO facts ({_FACT_COLUMNS}) "
-            "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL "
-            f"FROM events WHERE type NOT IN ({_marks(amendments)}) ORDER BY position",
-            amendments,
-        )
+        amendments = _AMENDMENTS
+        tx.execute(_first_versions("position > 0"), (*amendments, total))
         if progress is not None:
             progress(total // 2, total)
         current: dict[str, FactRow] = {}
@@ -448,6 +518,52 @@ async def timeline_rows(
     return [_effective(row) for row in rows]
 
 
+# Bounds no day reaches, in the byte order of ISO days: "" sorts before every one, "~" after.
+_BEFORE_ANY, _AFTER_ANY = "", "~"
+# A fact's columns in a page, before its log entry is joined.
+_PAGE = "f.lo, f.hi, f.position, f.occurred, f.data, f.confidence"
+_PAGE_EFFECTIVE = (
+    "SELECT e.id, e.type, e.company, COALESCE(page.occurred, e.occurred), page.lo, page.hi, "
+    "COALESCE(page.data, e.data), e.source, page.confidence, e.position, e.version, "
+    "e.recorded, e.hash FROM ({}) AS page JOIN events e ON e.position = page.position "
+    "ORDER BY page.lo, page.hi, page.position"
+)
+_MEETS = "(f.lo, f.hi, f.position) > (?, ?, ?) AND f.lo <= ? AND f.hi > ?"
+# The span keys in use: one look-up of `facts_span` per key, each for the next one. In
+# passing, whether the database has a boolean type (only PostgreSQL: SQLite answers 1 = 1
+# with 1), which tells how to have it merge the scans of the keys (see _ordered_scans).
+_KEYS = (
+    "WITH RECURSIVE used(span) AS (SELECT MIN(span) FROM facts UNION ALL "
+    "SELECT (SELECT MIN(f.span) FROM facts f WHERE f.span > used.span) FROM used "
+    "WHERE used.span IS NOT NULL) SELECT span, 1 = 1 FROM used WHERE span IS NOT NULL"
+)
+_ORDER = "ORDER BY f.lo, f.hi, f.position"
+
+
+def _ordered_scans(scans: Sequence[str], limited: bool) -> str:
+    """The first rows (LIMIT ?) of the ordered scans `scans`, merged: one pass over each,
+    in index order, reading no further than the page needs. SQLite merges a UNION ALL of the
+    scans themselves; PostgreSQL merges only scans it plans on their own, for their first
+    rows (`limited`: a subquery with its own ORDER BY and LIMIT ?), where SQLite would read
+    and sort each one's first rows in full."""
+    if limited:
+        scans = [f"SELECT * FROM ({scan} {_ORDER} LIMIT ?) AS k{n}" for n, scan in enumerate(scans)]
+    # In a query of its own: PostgreSQL merges only a UNION ALL it flattens.
+    return f"SELECT * FROM ({' UNION ALL '.join(scans)}) AS scans ORDER BY lo, hi, position LIMIT ?"
+
+
+def _lower_bound(
+    start: date | None, key: int, after: tuple[str, str, int] | None
+) -> tuple[str, str, int]:
+    """Where a scan of (lo, hi, position) begins: past `after`, and past the facts of span
+    key `key` that end by `start`."""
+    bound = after if after is not None else (_BEFORE_ANY, _BEFORE_ANY, 0)
+    first = earliest(key, start) if start is not None else None
+    if first is None:
+        return bound
+    return max(bound, (first.isoformat(), _AFTER_ANY, 0))  # lo > first
+
+
 async def chronology_page(
     store: EventStore,
     known_at: int,
@@ -460,31 +576,43 @@ async def chronology_page(
     limit: int,
 ) -> list[RecordedEvent]:
     """Up to `limit` effective events at `known_at` meeting the days [start, end], after the
-    (lo, hi, position) `after`, in that order."""
-    where = [_LIVE_AT]
-    params: list[object] = [known_at, known_at]
-    if end is not None:
-        where.append("f.lo <= ?")
-        params.append(end.isoformat())
-    if start is not None:
-        # hi > start is what counts; the bound on lo lets the index skip older ranges.
-        where.append("f.hi > ? AND f.lo > ?")
-        earliest = date.fromordinal(max(1, start.toordinal() - MAX_SPAN_DAYS))
-        params += [start.isoformat(), earliest.isoformat()]
-    if after is not None:
-        where.append("(f.lo, f.hi, f.position) > (?, ?, ?)")
-        params += after
+    (lo, hi, position) `after`, in that order.
+
+    Without a company, one ordered scan of `facts_span` per span key in use, merged: each
+    begins at the first fact of its key that could still be in effect at `start` (see
+    MONTHS), so that it passes over few that are not, however wide the widest range. A
+    company's facts are few: one scan of `facts_company` serves, from the bound of the
+    widest key in use."""
+    meets = [end.isoformat() if end is not None else _AFTER_ANY]
+    meets.append(start.isoformat() if start is not None else _BEFORE_ANY)
+    filters, chosen = "", list[object]()
     if companies:
-        where.append(f"f.company IN ({_marks(companies)})")
-        params += companies
+        filters += f" AND f.company IN ({_marks(companies)})"
+        chosen += companies
     if types:
-        where.append(f"f.type IN ({_marks(types)})")
-        params += types
-    params.append(limit)
-    rows = await store.query(
-        f"{_EFFECTIVE} WHERE {' AND '.join(where)} ORDER BY f.lo, f.hi, f.position LIMIT ?",
-        params,
-    )
+        filters += f" AND f.type IN ({_marks(types)})"
+        chosen += types
+    where = f"{_MEETS} AND {_LIVE_AT}{filters}"
+    used = await store.query(_KEYS)
+    if not used:
+        return []
+    keys = [key for key, _ in used]
+    if companies:
+        # One scan, from the earliest day a fact of a key in use could begin and still be in
+        # effect at `start` (the bound of the widest key).
+        bound = min(_lower_bound(start, key, after) for key in keys)
+        sql = f"SELECT {_PAGE} FROM facts f WHERE {where} {_ORDER} LIMIT ?"
+        params = [*bound, *meets, known_at, known_at, *chosen, limit]
+    else:
+        limited = isinstance(used[0][1], bool)
+        scans = [f"SELECT {_PAGE} FROM facts f WHERE f.span = {key} AND {where}" for key in keys]
+        sql = _ordered_scans(scans, limited)
+        params = []
+        for key in keys:
+            params += [*_lower_bound(start, key, after), *meets, known_at, known_at, *chosen]
+            params += [limit] if limited else []
+        params.append(limit)
+    rows = await store.query(_PAGE_EFFECTIVE.format(sql), params)
     return [_effective(row) for row in rows]
 
 

@@ -9,11 +9,13 @@ import pytest
 
 from events import schema
 from events.backends import open_store
-from events.errors import SchemaMismatch
+from events.envelope import RecordedEvent
+from events.errors import SchemaMismatch, StoreError
+from events.store import EventStore
 from projections.rebuild import projections
 from tests.api import AiohttpClient, make_api
 from tests.databases import Database
-from tests.factories import event_in, new
+from tests.factories import event_in, history, new
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -64,3 +66,79 @@ async def test_a_newer_schema_is_refused_naming_both_versions(database: Database
         await open_store(database.url, projections=projections())
     assert f"version {newer}" in refused.value.detail
     assert f"schema version {schema.VERSION}" in refused.value.detail
+
+
+async def test_a_database_of_version_3_has_its_projections_rebuilt(database: Database) -> None:
+    """Version 4 keeps a span key per fact: a database of version 3 (no such column, the
+    chronology's index of then) gets them at open, rebuilt from its log."""
+    store = await open_store(database.url, projections=projections())
+    try:
+        await history(store)
+        await store.append([new(company="baidu", occurred="2021~") for _ in range(3)])
+        expected = await store.query("SELECT * FROM facts ORDER BY position, sys_from")
+        page = [e.id for e in await _chronology(store)]
+    finally:
+        await store.close()
+    # The schema of version 3, as its code made it.
+    statements = [
+        "DROP INDEX facts_span",
+        "ALTER TABLE facts DROP COLUMN span",
+        "CREATE INDEX facts_valid ON facts (lo, hi, position)",
+        "UPDATE schema_version SET version = 3",
+    ]
+    if database.backend == "postgres":
+        statements.append("DROP FUNCTION julianday(text)")
+    for statement in statements:
+        database.sql(statement)
+    assert "span" not in _columns(database)
+
+    store = await open_store(database.url, projections=projections())
+    try:
+        versions = await store.query("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(3,), (4,)]
+        assert await store.query("SELECT * FROM facts ORDER BY position, sys_from") == expected
+        assert [e.id for e in await _chronology(store)] == page
+        (appended,) = (await store.append([new(company="tencent", occurred="2023-Q3?")])).events
+        assert appended.id in [e.id for e in await _chronology(store)]
+    finally:
+        await store.close()
+
+
+async def _chronology(store: EventStore) -> list[RecordedEvent]:
+    from datetime import date
+
+    from projections.temporal import chronology_page
+
+    head = (await store.head()).position
+    return await chronology_page(
+        store,
+        head,
+        start=date(2023, 1, 1),
+        end=None,
+        companies=(),
+        types=(),
+        after=None,
+        limit=100,
+    )
+
+
+def _columns(database: Database) -> set[str]:
+    if database.backend == "sqlite":
+        return {str(row[1]) for row in database.sql("PRAGMA table_info(facts)")}
+    rows = database.sql(
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = '{database.schema}' AND table_name = 'facts'"
+    )
+    return {str(name) for (name,) in rows}
+
+
+async def test_a_database_of_version_3_is_not_migrated_without_its_projections(
+    database: Database,
+) -> None:
+    store = await open_store(database.url, projections=projections())
+    await store.append([new(company="baidu")])
+    await store.close()
+    database.sql("UPDATE schema_version SET version = 3")
+    with pytest.raises(StoreError, match="open it with them"):
+        await open_store(database.url)
+    assert database.sql("SELECT version FROM schema_version") == [(3,)]  # nothing stamped

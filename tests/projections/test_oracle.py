@@ -5,7 +5,7 @@ as-of dates and known-at positions, before and after a rebuild."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -194,15 +194,20 @@ async def compare(
     assert listing["companies"] == reference.companies(log, len(log))
     answers.append(listing)
 
-    start = date(2022, 1 + pick % 12, 1) if pick % 3 else None
-    end = date(2023, 1 + pick % 12, 28) if pick % 5 else None
+    # Windows beginning on a first of the month (where the calendar's ranges end) or on any
+    # day, of a day to years, or open on either side.
+    start = date(2022, 1 + pick % 12, 1 if pick % 4 else 1 + pick % 28) if pick % 3 else None
+    end = start + timedelta(days=[0, 1, 30, 400][pick // 7 % 4]) if start else date(2023, 6, 30)
+    end = end if pick % 5 else None
     filters: dict[str, Any] = {"known_at": known, "limit": 7}
     if start:
         filters["from"] = start
     if end:
         filters["to"] = end
     types = ["model.launched", "team.formed"] if pick % 7 == 0 else []
-    path = "/v1/chronology" + ("?type=model.launched&type=team.formed" if types else "")
+    companies = [company] if pick % 11 == 0 and company != "nobody" else []
+    query = [f"type={kind}" for kind in types] + [f"company={name}" for name in companies]
+    path = "/v1/chronology" + ("?" + "&".join(query) if query else "")
     seen: list[str] = []
     while True:
         status, chunk = await get(client, path, **filters)
@@ -212,7 +217,10 @@ async def compare(
             break
         filters["cursor"] = chunk["next_cursor"]
     expected_ids = [
-        fact.id for fact in reference.chronology(log, known, start=start, end=end, types=types)
+        fact.id
+        for fact in reference.chronology(
+            log, known, start=start, end=end, companies=companies, types=types
+        )
     ]
     assert seen == expected_ids
     answers.append(seen)
