@@ -59,9 +59,8 @@ async def company_state(
     store: EventStore, company: str, as_of: date, known: KnownAt, *, include_possible: bool
 ) -> str | None:
     """GET /v1/companies/{company}, as JSON text; None when the company has no entry known
-    at S. The fold of projections.fold, over the items' stored JSON texts: a fact costs a
-    comparison and a concatenation, never a decoding (paired, in process: 10,000 facts
-    52.6 → 22.5 ms, 300 facts 0.97 → 0.53 ms)."""
+    at S. The fold of projections.fold, over the items' JSON texts as the facts keep them: a
+    fact costs a comparison and a concatenation, never a decoding."""
     version = await store.version_at(company, known.position)
     if version == 0:
         return None
@@ -72,15 +71,15 @@ async def company_state(
     aliases: list[str] = []
     lists: dict[str, list[str]] = {listed: [] for listed in STATE_LISTS}
     possible: list[str] = []
-    for event_id, type_, hi, rest, data in rows:
+    for event_id, type_, hi, rest in rows:
         definite = end is None or hi <= end
         if not definite:
             possible.append(f'{{"id":"{event_id}","type":"{type_}",{rest}')
             if not include_possible:
                 continue
         if type_ == "company.registered":
-            if definite and data is not None:
-                registered = orjson.loads(data)
+            if definite:  # its item holds its data's fields: name, aliases
+                registered = orjson.loads("{" + rest)
                 name, aliases = registered["name"], list(registered.get("aliases", []))
         elif (listed := LISTS.get(type_)) is not None:
             lists[listed].append(f'{{"id":"{event_id}",{rest}')

@@ -17,7 +17,8 @@ from events.store import EventStore, Transaction
 from events.types import AMENDMENTS
 
 _FACT_COLUMNS = (
-    "company, type, position, lo, hi, occurred, data, confidence, retracted, sys_from, sys_to, span"
+    "company, type, position, lo, hi, occurred, data, confidence, retracted, sys_from, sys_to, "
+    "span, id, item"
 )
 # A fact's first version keeps NULL for occurred and data (they are the event's own): the
 # table stays small, and readers take them from the log through this join.
@@ -62,6 +63,8 @@ SCHEMA = (
         sys_from   BIGINT NOT NULL,
         sys_to     BIGINT,
         span       INTEGER NOT NULL,
+        id         TEXT NOT NULL,
+        item       TEXT NOT NULL,
         PRIMARY KEY (position, sys_from)
     )""",
     """CREATE TABLE IF NOT EXISTS companies (
@@ -143,17 +146,35 @@ _SPAN_KEY = (
 )
 
 
+# A fact's list item in company state as JSON text, after `{"id":"<id>",` (see live_items),
+# put together once, when the version is written, from the texts the log stores: a request
+# neither decodes nor encodes a fact, nor joins its log entry. Paired, in process, 300 facts
+# of a 50,000-event SQLite log: 1.05 -> 0.75 ms p50, for a database 37% larger. (Every listed
+# payload has a required field, but an empty `data` would still give valid JSON.)
+_ITEM = (
+    """'"occurred":' || occurred || ',"confidence":"' || confidence || '"' """
+    """|| CASE WHEN data = '{}' THEN '}' ELSE ',' || substr(data, 2) END"""
+)
+
+
+def item_text(occurred: str, confidence: str, data: str) -> str:
+    """_ITEM, of a version written from Python."""
+    rest = "}" if data == "{}" else "," + data[1:]
+    return f'"occurred":{occurred},"confidence":"{confidence}"{rest}'
+
+
 def _first_versions(where: str) -> str:
     """Copy the first versions of the log entries `where` selects (at most `LIMIT ?` of
-    them): their own lo, hi and confidence, occurred and data NULL, and their span key. The
+    them): their own lo, hi and confidence, occurred and data NULL, their span key, id and
+    list item (_ITEM). The
     days of a range are counted in the inner query (julianday: SQLite's, which the PostgreSQL
     schema supplies too); its LIMIT keeps PostgreSQL from merging it into the outer one, which
     would count them again at every comparison of the span key's search."""
     return (
         f"INSERT INTO facts ({_FACT_COLUMNS}) "
         "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL, "
-        f"{_SPAN_KEY} FROM (SELECT company, type, position, lo, hi, confidence, "
-        "julianday(hi) - julianday(lo) AS days "
+        f"{_SPAN_KEY}, id, {_ITEM} FROM (SELECT company, type, position, lo, hi, confidence, "
+        "id, occurred, data, julianday(hi) - julianday(lo) AS days "
         f"FROM events WHERE {where} AND type NOT IN ({_marks(_AMENDMENTS)}) "
         "ORDER BY position LIMIT ?) AS first"
     )
@@ -195,6 +216,8 @@ class FactRow:
             self.sys_from,
             self.sys_to,
             span_key(self.lo, self.hi),
+            self.event_id,
+            item_text(self.occurred, self.confidence, self.data),
         )
 
     def amended_by(self, amendment: RecordedEvent) -> FactRow:
@@ -480,26 +503,14 @@ def _effective(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
-# A fact's list item as JSON text, put together by the database from the texts it stores, so
-# that no fact is decoded or encoded per request: everything after `{"id":"<id>",`. (Every
-# listed payload has a required field, but an empty `data` would still give valid JSON.)
-_DATA = "COALESCE(f.data, e.data)"
-_ITEM_REST = (
-    """'"occurred":' || COALESCE(f.occurred, e.occurred) || ',"confidence":"' || f.confidence"""
-    f""" || '"' || CASE WHEN {_DATA} = '{{}}' THEN '}}' ELSE ',' || substr({_DATA}, 2) END"""
-)
-
-
 async def live_items(
     store: EventStore, company: str, as_of: str, known_at: int
-) -> list[tuple[str, str, str, str, str | None]]:
+) -> list[tuple[str, str, str, str]]:
     """The company's facts in effect at position `known_at` that begin by `as_of`, as the
-    state renders them: for each, in (lo, hi, position) order, its id, type, hi, the rest of
-    its item's JSON text (see _ITEM_REST) and, for a `company.registered` only, its data."""
+    state renders them: for each, in (lo, hi, position) order, its id, type, hi and the rest
+    of its item's JSON text (_ITEM). From the facts alone: no log entry is read."""
     rows = await store.query(
-        f"SELECT e.id, f.type, f.hi, {_ITEM_REST}, "
-        f"CASE WHEN f.type = 'company.registered' THEN {_DATA} END "
-        "FROM facts f JOIN events e ON e.position = f.position "
+        "SELECT f.id, f.type, f.hi, f.item FROM facts f "
         f"WHERE f.company = ? AND f.lo <= ? AND {_LIVE_AT} ORDER BY f.lo, f.hi, f.position",
         (company, as_of, known_at, known_at),
     )
