@@ -43,7 +43,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
-	$(BIN)/python -m bench $(if $(FULL),--full) $(if $(SMOKE),--smoke) $(if $(DB),--db $(DB)) $(BENCH_ARGS)
+	$(BIN)/python -m bench $(if $(FULL),--full) $(if $(SMOKE),--smoke) $(if $(DB),--db '$(DB)') $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

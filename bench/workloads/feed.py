@@ -71,6 +71,7 @@ class Subscriber(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.dropped = not self.stopping
+        self.ready.set()  # no longer waited for: measure() counts it as dropped
 
     async def run(self, host: str, port: int, stop: asyncio.Event) -> None:
         await asyncio.get_running_loop().create_connection(lambda: self, host, port)
@@ -87,7 +88,13 @@ async def measure(
     subs = [Subscriber() for _ in range(subscribers)]
     tasks = [asyncio.create_task(s.run("127.0.0.1", port, stop)) for s in subs]
     for start in range(0, subscribers, 200):
-        await asyncio.gather(*(s.ready.wait() for s in subs[start : start + 200]))
+        ready = asyncio.gather(*(s.ready.wait() for s in subs[start : start + 200]))
+        try:
+            await asyncio.wait_for(ready, timeout=60)
+        except TimeoutError:
+            raise BenchError(f"subscribers {start}-{start + 199} were not served in 60 s") from None
+        if lost := sum(s.dropped for s in subs[: start + 200]):
+            raise BenchError(f"{lost} subscribers were refused or cut off before appends began")
     # The appender runs in a process of its own, so that 1,000 sockets being read here do not
     # delay its requests; both stamp time.monotonic(), one clock for the whole machine.
     appender = await asyncio.create_subprocess_exec(
@@ -106,6 +113,8 @@ async def measure(
         cwd=ROOT,
     )
     output, _ = await appender.communicate()
+    if appender.returncode:
+        raise BenchError(f"the appender exited {appender.returncode}")
     report = json.loads(output)
     sent = {int(position): at for position, at in report["sent"].items()}
     acked: list[float] = sorted(report["acked_ms"])

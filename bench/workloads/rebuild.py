@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bench import peer
 from bench.harness import Check, Context, Figure
-from bench.machine import SERVER_CPU, on_cpu, watched
+from bench.machine import SERVER_CPU, BenchError, on_cpu, watched
 from bench.workloads.imports import imported
 
 
@@ -25,6 +25,8 @@ def run(context: Context) -> list[Figure]:
         peer.load(url, schema, done.log.events, sizes.companies)
         with on_cpu(SERVER_CPU), watched([]) as peer_cpu:
             read, rate = peer.rebuild_rate(url, schema)
+    if read != done.log.events:
+        raise BenchError(f"the peer's rebuild read {read} events, not {done.log.events}")
     return [
         Figure(
             "6 rebuild of the log",
