@@ -470,16 +470,3 @@ def correct_against(event: NewEvent, target_type: str) -> NewEvent:
     fixed = event.with_data(data)
     _checked_data(fixed.data_json, event.loc)
     return fixed
-
-
-def first_broken_link(events: Iterable[RecordedEvent], previous: str = GENESIS) -> int | None:
-    """The position of the first entry whose stored hash does not follow the chain, if any."""
-    expected_position = None
-    for event in events:
-        if expected_position is not None and event.position != expected_position:
-            return expected_position
-        if chain(previous, event.hashed_json()) != event.hash:
-            return event.position
-        previous = event.hash
-        expected_position = event.position + 1
-    return None
