@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,10 @@ class Context:
         args = ["--db", url, "--port", "0", *(["--schema", schema] if schema else [])]
         cpu = SERVER_CPU if pin else None
         return Server("bench.peer", args, token=self.token, cpu=cpu, log_path=self.log_path(name))
+
+    def each_pinning(self, measure: Callable[[Context, bool], list[Figure]]) -> list[Figure]:
+        """The figures of `measure`, once per pinning asked for (pinned first)."""
+        return [figure for pin in self.pin_modes for figure in measure(self, pin)]
 
     def wrk(self, pin: bool = True) -> Wrk:
         return Wrk(self.token, CLIENT_CPU if pin else None)

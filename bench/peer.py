@@ -65,7 +65,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 import sys
 import time
 import uuid
@@ -81,17 +80,15 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import Recording
 
+from bench.server import serve_app
 from events.backends import sqlite_path
 from events.envelope import MAX_BATCH, NewEvent, RecordedEvent, validate_body
 from events.store import Appended, EventStore, Head, timestamp
-from events.waits import set_within
-from timeline import logs
 from timeline.app import create_app
 from timeline.auth import Tokens, digest
 from timeline.config import Settings
 from timeline.feed import Hub
 from timeline.keys import HUB, STORE, TOKENS, WRITER
-from timeline.runner import Runner
 
 PAGE = 1000  # notifications `rebuild_rate` selects at once
 PG_THREADS = 4
@@ -331,43 +328,9 @@ def peer_app(settings: Settings, db_url: str, schema: str | None, threads: int) 
     return app
 
 
-async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
-    """Stop when the benchmark that started this server is gone (even if it was killed)."""
-    while os.getppid() == parent:
-        if await set_within(stop, 1):
-            return
-    stop.set()
-
-
 async def serve(db_url: str, schema: str | None, port: int, threads: int) -> None:
     settings = Settings(db=db_url, host="127.0.0.1", port=port)
-    app = peer_app(settings, db_url, schema, threads)
-    logs.configure(settings.log_format)  # logged as `timeline serve` logs, access lines too
-    runner = Runner(
-        app,
-        access_log_class=logs.AccessLogger,
-        access_log=logs.ACCESS if settings.access_log else None,
-        shutdown_timeout=settings.shutdown_timeout,
-        header_timeout=settings.header_timeout_seconds,
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        watcher = asyncio.create_task(_watch_parent(os.getppid(), stop))
-        print(f"port {runner.addresses[0][1]}", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-    finally:
-        await runner.cleanup()
+    await serve_app(peer_app(settings, db_url, schema, threads), settings, port)
 
 
 # -- in process, for the harness -----------------------------------------------------------

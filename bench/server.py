@@ -65,7 +65,15 @@ async def serve(db: str, synchronous: Synchronous, port: int, reuse_port: bool) 
     settings = Settings(db=db, host="127.0.0.1", port=port, sqlite_synchronous=synchronous)
     app = create_app(settings)
     app.router.add_post("/bench/validate", post_validate)
-    # Logged as `timeline serve` logs (TIMELINE_ACCESS_LOG=0 turns the access line off).
+    await serve_app(app, settings, port, reuse_port=reuse_port)
+
+
+async def serve_app(
+    app: web.Application, settings: Settings, port: int, *, reuse_port: bool = False
+) -> None:
+    """Serve `app` on 127.0.0.1, logged as `timeline serve` logs (TIMELINE_ACCESS_LOG=0 turns
+    the access line off); print `port <n>` once listening; stop on SIGTERM/SIGINT or when the
+    process that started this one is gone."""
     logs.configure(settings.log_format)
     runner = Runner(
         app,
@@ -75,21 +83,22 @@ async def serve(db: str, synchronous: Synchronous, port: int, reuse_port: bool) 
         header_timeout=settings.header_timeout_seconds,
     )
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    watcher = asyncio.create_task(_watch_parent(os.getppid(), stop))
-    port = runner.addresses[0][1]
-    print(f"port {port}", flush=True)
     try:
-        await stop.wait()
+        site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        watcher = asyncio.create_task(_watch_parent(os.getppid(), stop))
+        print(f"port {runner.addresses[0][1]}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         await runner.cleanup()
 
 

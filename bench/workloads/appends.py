@@ -93,10 +93,7 @@ def _log(runs: list[WrkRun]) -> str:
 
 
 def run(context: Context) -> list[Figure]:
-    figures = []
-    for pin in context.pin_modes:
-        figures += _one_pinning(context, pin)
-    return figures
+    return context.each_pinning(_one_pinning)
 
 
 def _one_pinning(context: Context, pin: bool) -> list[Figure]:

@@ -63,10 +63,7 @@ def _path_sets(head: int) -> dict[str, list[str]]:
 
 
 def run(context: Context) -> list[Figure]:
-    figures = []
-    for pin in context.pin_modes:
-        figures += _one_pinning(context, pin)
-    return figures
+    return context.each_pinning(_one_pinning)
 
 
 def _one_pinning(context: Context, pin: bool) -> list[Figure]:
