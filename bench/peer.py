@@ -82,8 +82,10 @@ from eventsourcing.persistence import Recording
 
 from bench.server import serve_app
 from events.backends import sqlite_path
-from events.envelope import MAX_BATCH, NewEvent, RecordedEvent, validate_body
+from events.entries import LogEntry, NewEvent
+from events.inputs import MAX_BATCH
 from events.store import Appended, EventStore, Head, timestamp
+from events.validation import validate_body
 from timeline.app import create_app
 from timeline.auth import Tokens, digest
 from timeline.config import Settings
@@ -283,7 +285,7 @@ class Peer:
         touched, domain_events = stage(self.app, self.aggregates, batch)
         recordings = save_staged(self.app, self.aggregates, touched)
         notifications = {id(r.domain_event): r.notification for r in recordings}
-        entries: list[RecordedEvent] = []
+        entries: list[LogEntry] = []
         for new, domain_event in zip(batch, domain_events, strict=True):
             notification = notifications[id(domain_event)]
             entry = new.recorded_as(

@@ -23,7 +23,7 @@ from typing import Literal, cast
 
 from aiohttp import web
 
-from events.envelope import NewEvent, RecordedEvent
+from events.entries import LogEntry, NewEvent
 from events.store import Appended, timestamp
 from events.waits import set_within
 from timeline import logs
@@ -36,7 +36,7 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _FAKE_HASH = "f" * 64
 
 
-def _fake_recorded(events: list[NewEvent]) -> list[RecordedEvent]:
+def _fake_recorded(events: list[NewEvent]) -> list[LogEntry]:
     """What the store would answer, minus the store: the same entries, rendered the same way,
     with a made-up position, version and hash instead of the log's."""
     now = timestamp()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from events.envelope import NewEvent, RecordedEvent
+from events.entries import LogEntry, NewEvent
 from events.errors import TimelineError
 from events.plan import GroupPlan, revalidated
 from events.store import (
@@ -36,8 +36,8 @@ from events.types import AMENDMENTS
 
 T = TypeVar("T")
 
-# Columns in the order of RecordedEvent's fields, so a row unpacks straight into one.
-COLUMNS = ", ".join(name.removesuffix("_json") for name in RecordedEvent.__slots__)
+# Columns in the order of LogEntry's fields, so a row unpacks straight into one.
+COLUMNS = ", ".join(name.removesuffix("_json") for name in LogEntry.__slots__)
 INSERT_COLUMNS = COLUMNS.split(", ")
 HEAD = "SELECT position, hash, recorded FROM events ORDER BY position DESC LIMIT 1"
 # Values bound in one IN (...) list at most.
@@ -70,7 +70,7 @@ WHERE search.low = search.high
 
 _AMENDMENTS = sorted(AMENDMENTS)
 
-_row = operator.attrgetter(*RecordedEvent.__slots__)
+_row = operator.attrgetter(*LogEntry.__slots__)
 
 
 def marks(values: Sequence[object]) -> str:
@@ -90,13 +90,13 @@ class LogTransaction:
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[RecordedEvent]:
+    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[LogEntry]:
         only = f"AND type IN ({marks(types)}) " if types else ""
         rows = self.fetch(
             f"SELECT {COLUMNS} FROM events WHERE position > ? {only}ORDER BY position LIMIT ?",
             (after, *types, limit),
         )
-        return [RecordedEvent(*row) for row in rows]
+        return [LogEntry(*row) for row in rows]
 
 
 class LogStore(EventStore):
@@ -159,7 +159,7 @@ class LogStore(EventStore):
 
         return self._transaction(work)
 
-    async def restore(self, entries: Sequence[RecordedEvent]) -> int:
+    async def restore(self, entries: Sequence[LogEntry]) -> int:
         if not entries:
             return 0
         ids, companies = GroupPlan.lookups([entries])
@@ -196,7 +196,7 @@ class LogStore(EventStore):
         self._known_versions.update(plan.versions)
         self._versions_at = plan.head
 
-    def _write(self, tx: Transaction, rows: Sequence[RecordedEvent]) -> None:
+    def _write(self, tx: Transaction, rows: Sequence[LogEntry]) -> None:
         """Insert new log entries and fold them into every projection, in the caller's
         transaction."""
         if rows:
@@ -206,12 +206,12 @@ class LogStore(EventStore):
             self._appended(tx)
 
     @staticmethod
-    def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, RecordedEvent]:
-        found: dict[str, RecordedEvent] = {}
+    def _lookup(tx: Transaction, ids: Iterable[str]) -> dict[str, LogEntry]:
+        found: dict[str, LogEntry] = {}
         for chunk in _chunks(ids):
             rows = tx.fetch(f"SELECT {COLUMNS} FROM events WHERE id IN ({marks(chunk)})", chunk)
             for row in rows:
-                event = RecordedEvent(*row)
+                event = LogEntry(*row)
                 found[event.id] = event
         return found
 
@@ -268,7 +268,7 @@ class LogStore(EventStore):
         types: Sequence[str] = (),
         until: int | None = None,
         amendments_follow: bool = False,
-    ) -> list[RecordedEvent]:
+    ) -> list[LogEntry]:
         if after >= MAX_POSITION:
             return []
         where = ["position > ?"]
@@ -292,10 +292,10 @@ class LogStore(EventStore):
             params.extend(types)
         params.append(limit)
         sql = f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
-        return [RecordedEvent(*row) for row in await self.query(sql, params)]
+        return [LogEntry(*row) for row in await self.query(sql, params)]
 
-    async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
-        found: list[RecordedEvent] = []
+    async def at(self, positions: Sequence[int]) -> list[LogEntry]:
+        found: list[LogEntry] = []
         wanted = sorted({position for position in positions if 0 < position <= MAX_POSITION})
         for start in range(0, len(wanted), MAX_VARIABLES):
             chunk = wanted[start : start + MAX_VARIABLES]
@@ -304,12 +304,12 @@ class LogStore(EventStore):
                 "ORDER BY position",
                 chunk,
             )
-            found.extend(RecordedEvent(*row) for row in rows)
+            found.extend(LogEntry(*row) for row in rows)
         return found
 
-    async def get(self, event_id: str) -> RecordedEvent | None:
+    async def get(self, event_id: str) -> LogEntry | None:
         rows = await self.query(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
-        return RecordedEvent(*rows[0]) if rows else None
+        return LogEntry(*rows[0]) if rows else None
 
     async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
         def work(tx: Transaction) -> None:

@@ -95,6 +95,16 @@ class PositionConflict(TimelineError):
     status = 409
     title = "Position conflict"
 
+    @classmethod
+    def past_head(cls, position: int, head: int) -> PositionConflict:
+        return cls(f"position {position} is past the head of the log ({head})", head=head)
+
+    @classmethod
+    def unless_within(cls, position: int, head: int) -> None:
+        """Raise unless `position` is at or before the log's head `head`."""
+        if position > head:
+            raise cls.past_head(position, head)
+
 
 class RateLimited(TimelineError):
     """Too many requests."""

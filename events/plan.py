@@ -9,16 +9,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from events.envelope import (
-    NewEvent,
-    RecordedEvent,
-    chain,
-    chain_many,
-    content,
-    correct_against,
-    parse_json,
-    validate_body,
-)
+from events.canonical import parse_json
+from events.chain import chain, chain_many
+from events.entries import LogEntry, NewEvent, content
 from events.errors import (
     IdConflict,
     PositionConflict,
@@ -28,6 +21,7 @@ from events.errors import (
 )
 from events.store import Appended, Head, is_timestamp, timestamp
 from events.types import AMENDMENTS
+from events.validation import correct_against, validate_body
 
 
 @dataclass
@@ -38,14 +32,14 @@ class GroupPlan:
     targets the group mentions."""
 
     head: Head
-    known: dict[str, RecordedEvent]
+    known: dict[str, LogEntry]
     versions: dict[str, int]
     now: str = field(default_factory=timestamp)
-    rows: list[RecordedEvent] = field(default_factory=list)
+    rows: list[LogEntry] = field(default_factory=list)
 
     @staticmethod
     def lookups(
-        batches: Iterable[Sequence[NewEvent | RecordedEvent]],
+        batches: Iterable[Sequence[NewEvent | LogEntry]],
     ) -> tuple[set[str], set[str]]:
         """The ids (events and amendment targets) and companies a group needs looked up."""
         ids: set[str] = set()
@@ -74,7 +68,7 @@ class GroupPlan:
         self._check_versions(batch)
         return Appended(self._assign(batch), created=True)
 
-    def _replay(self, batch: Sequence[NewEvent], stored: list[RecordedEvent | None]) -> Appended:
+    def _replay(self, batch: Sequence[NewEvent], stored: list[LogEntry | None]) -> Appended:
         found = [entry for entry in stored if entry is not None]
         if len(found) < len(batch):
             raise IdConflict(
@@ -113,9 +107,7 @@ class GroupPlan:
     def _check_target(self, event: NewEvent, earlier: dict[str, NewEvent]) -> NewEvent:
         target_id = event.target
         assert target_id is not None
-        target: NewEvent | RecordedEvent | None = earlier.get(target_id) or self.known.get(
-            target_id
-        )
+        target: NewEvent | LogEntry | None = earlier.get(target_id) or self.known.get(target_id)
         loc = [*event.loc, "data", "target"]
         if target is None:
             problem = f"target {target_id} is not a stored event nor an earlier one in the batch"
@@ -141,12 +133,12 @@ class GroupPlan:
                 )
             running[event.company] = current + 1
 
-    def _assign(self, batch: Sequence[NewEvent]) -> list[RecordedEvent]:
+    def _assign(self, batch: Sequence[NewEvent]) -> list[LogEntry]:
         head = self.head
         recorded = max(self.now, head.recorded or "")
         position = head.position
         versions, known = self.versions, self.known
-        created: list[RecordedEvent] = []
+        created: list[LogEntry] = []
         for event in batch:
             position += 1
             version = versions.get(event.company, 0) + 1
@@ -160,16 +152,16 @@ class GroupPlan:
 
     def restore(
         self,
-        entries: Sequence[RecordedEvent],
+        entries: Sequence[LogEntry],
         validated: Sequence[NewEvent | ValidationFailed],
-        stored: Sequence[RecordedEvent],
-    ) -> list[RecordedEvent]:
+        stored: Sequence[LogEntry],
+    ) -> list[LogEntry]:
         """Check entries for `EventStore.restore`, given what `revalidated` made of each (it
         needs no transaction, so a backend may run it before); `stored` holds the log's
         entries at the positions among them that are not past the head. Returns the new
         entries."""
         existing = {entry.position: entry for entry in stored}
-        created: list[RecordedEvent] = []
+        created: list[LogEntry] = []
         for entry, event in zip(entries, validated, strict=True):
             try:
                 if entry.position <= self.head.position and not created:
@@ -183,7 +175,7 @@ class GroupPlan:
         return created
 
     @staticmethod
-    def _check_stored(entry: RecordedEvent, stored: RecordedEvent | None) -> None:
+    def _check_stored(entry: LogEntry, stored: LogEntry | None) -> None:
         if stored is None:
             raise PositionConflict(f"position {entry.position} is not a position of a log")
         if stored.to_json() != entry.to_json():
@@ -192,7 +184,7 @@ class GroupPlan:
                 "these entries are not of this log"
             )
 
-    def _restored(self, entry: RecordedEvent, event: NewEvent | ValidationFailed) -> RecordedEvent:
+    def _restored(self, entry: LogEntry, event: NewEvent | ValidationFailed) -> LogEntry:
         head, position = self.head, entry.position
         if position != head.position + 1:
             raise PositionConflict(
@@ -244,7 +236,7 @@ class GroupPlan:
         return restored
 
 
-def revalidated(entry: RecordedEvent) -> NewEvent | ValidationFailed:
+def revalidated(entry: LogEntry) -> NewEvent | ValidationFailed:
     """A stored entry's EventIn fields through the validation an append runs, or why not."""
     body = {
         "id": entry.id,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from events.envelope import GENESIS, NewEvent, RecordedEvent, chain
+from events.chain import GENESIS, chain
+from events.entries import LogEntry, NewEvent
 from events.errors import TimelineError
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ class Head:
 class Appended:
     """The answer to one batch: its stored events, and whether this call created them."""
 
-    events: list[RecordedEvent]
+    events: list[LogEntry]
     created: bool
 
 
@@ -62,7 +63,7 @@ class Transaction(Protocol):
         a row whose key already exists replaces the other columns."""
         ...
 
-    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[RecordedEvent]:
+    def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[LogEntry]:
         """Log entries with position > after (of these types, if given), in position order."""
         ...
 
@@ -88,7 +89,7 @@ class Projection(Protocol):
         """Statements dropping its tables (for a rebuild)."""
         ...
 
-    def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Transaction, events: Sequence[LogEntry]) -> None:
         """Fold newly appended entries, given in position order."""
         ...
 
@@ -195,7 +196,7 @@ class EventStore(ABC):
         return result
 
     @abstractmethod
-    async def restore(self, entries: Sequence[RecordedEvent]) -> int:
+    async def restore(self, entries: Sequence[LogEntry]) -> int:
         """Store entries of another log (an export) exactly as they are, hash included, in one
         transaction, all or nothing; projections are written as for an append. Entries at
         positions already stored must be identical to them and are skipped, so restoring twice
@@ -214,18 +215,18 @@ class EventStore(ABC):
         types: Sequence[str] = (),
         until: int | None = None,
         amendments_follow: bool = False,
-    ) -> list[RecordedEvent]:
+    ) -> list[LogEntry]:
         """Entries with after < position (≤ until), in position order, optionally filtered.
         With `amendments_follow`, the `types` filter also passes every amendment whose target
         is of one of those types (a consumer that filters by type sees its facts retracted
         and corrected); without it, the filter is on each entry's own type."""
 
     @abstractmethod
-    async def get(self, event_id: str) -> RecordedEvent | None:
+    async def get(self, event_id: str) -> LogEntry | None:
         """One entry by id."""
 
     @abstractmethod
-    async def at(self, positions: Sequence[int]) -> list[RecordedEvent]:
+    async def at(self, positions: Sequence[int]) -> list[LogEntry]:
         """The entries at these positions, in position order."""
 
     @abstractmethod

@@ -12,13 +12,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from events.envelope import NewEvent, RecordedEvent
+from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError, Unavailable
 from events.store import Appended, EventStore
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[Sequence[RecordedEvent]], None]
+Listener = Callable[[Sequence[LogEntry]], None]
 Results = list[Appended | TimelineError]
 
 

@@ -12,7 +12,7 @@ from datetime import date
 
 import orjson
 
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.errors import BadRequest
 from events.store import EventStore
 from projections import temporal
@@ -72,7 +72,7 @@ async def chronology(
     types: Sequence[str] = (),
     limit: int = 100,
     after: Cursor | None = None,
-) -> tuple[list[RecordedEvent], Cursor | None]:
+) -> tuple[list[LogEntry], Cursor | None]:
     """One page of effective events meeting the days [start, end], in (lo, hi, position)
     order. A cursor continues only the pages of the filters it was made with."""
     filters = fingerprint(start, end, companies, types)

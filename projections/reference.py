@@ -8,12 +8,12 @@ from datetime import date
 from typing import Any
 
 from events.dates import FuzzyDate
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.types import AMENDMENTS
 from projections.fold import Fact, Status, fold, status
 
 
-def effective(log: Iterable[RecordedEvent], known_at: int) -> dict[str, Fact | None]:
+def effective(log: Iterable[LogEntry], known_at: int) -> dict[str, Fact | None]:
     """Every non-amendment event with position ≤ known_at, as in effect then (None: retracted)."""
     facts: dict[str, Fact] = {}
     retracted: set[str] = set()
@@ -47,17 +47,17 @@ def effective(log: Iterable[RecordedEvent], known_at: int) -> dict[str, Fact | N
     return {key: (None if key in retracted else fact) for key, fact in facts.items()}
 
 
-def _live(log: Sequence[RecordedEvent], known_at: int) -> list[Fact]:
+def _live(log: Sequence[LogEntry], known_at: int) -> list[Fact]:
     facts = [fact for fact in effective(log, known_at).values() if fact is not None]
     return sorted(facts, key=Fact.order)
 
 
-def version(log: Sequence[RecordedEvent], company: str, known_at: int) -> int:
+def version(log: Sequence[LogEntry], company: str, known_at: int) -> int:
     return sum(1 for e in log if e.company == company and e.position <= known_at)
 
 
 def company_state(
-    log: Sequence[RecordedEvent],
+    log: Sequence[LogEntry],
     company: str,
     as_of: date,
     known_at: int,
@@ -75,7 +75,7 @@ def company_state(
 
 
 def timeline(
-    log: Sequence[RecordedEvent], company: str, as_of: date, known_at: int
+    log: Sequence[LogEntry], company: str, as_of: date, known_at: int
 ) -> list[tuple[str, Status]] | None:
     """(id, status) of the company's timeline, in order; None for 404."""
     if version(log, company, known_at) == 0:
@@ -88,7 +88,7 @@ def timeline(
 
 
 def chronology(
-    log: Sequence[RecordedEvent],
+    log: Sequence[LogEntry],
     known_at: int,
     *,
     start: date | None = None,
@@ -107,7 +107,7 @@ def chronology(
     ]
 
 
-def companies(log: Sequence[RecordedEvent], known_at: int) -> list[dict[str, Any]]:
+def companies(log: Sequence[LogEntry], known_at: int) -> list[dict[str, Any]]:
     """The body of GET /v1/companies: every company with an event known at `known_at`."""
     live = _live(log, known_at)
     found = []

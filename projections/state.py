@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.errors import PositionConflict
 from events.store import EventStore, timestamp
 from events.types import AMENDMENTS
@@ -49,10 +49,7 @@ async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt
     if entries:
         return KnownAt(known_at, entries[0].recorded)
     # Positions are gapless: a positive position not in the log lies past its head.
-    head = await store.head()
-    raise PositionConflict(
-        f"position {known_at} is past the head of the log ({head.position})", head=head.position
-    )
+    raise PositionConflict.past_head(known_at, (await store.head()).position)
 
 
 async def company_state(
@@ -98,7 +95,7 @@ def _text(value: Any) -> str:
 
 async def timeline(
     store: EventStore, company: str, as_of: date, known: KnownAt
-) -> list[tuple[RecordedEvent, Status]] | None:
+) -> list[tuple[LogEntry, Status]] | None:
     """GET /v1/companies/{company}/timeline: effective events begun by as_of, with status."""
     if await store.version_at(company, known.position) == 0:
         return None
@@ -129,8 +126,8 @@ def _listed(summary: Summary) -> dict[str, Any]:
 
 
 async def event_detail(
-    store: EventStore, event: RecordedEvent
-) -> tuple[RecordedEvent | None, list[RecordedEvent]]:
+    store: EventStore, event: LogEntry
+) -> tuple[LogEntry | None, list[LogEntry]]:
     """An event's effective form at the head (None: retracted) and the amendments on it."""
     if event.type in AMENDMENTS:
         return None, []

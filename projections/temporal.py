@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
+from events.canonical import canonical
 from events.dates import FuzzyDate
-from events.envelope import RecordedEvent, canonical
+from events.entries import LogEntry
 from events.store import EventStore, Transaction
 from events.types import AMENDMENTS
 
@@ -220,7 +221,7 @@ class FactRow:
             item_text(self.occurred, self.confidence, self.data),
         )
 
-    def amended_by(self, amendment: RecordedEvent) -> FactRow:
+    def amended_by(self, amendment: LogEntry) -> FactRow:
         """The next version, opened by an amendment at its position."""
         change = amendment.data
         row = replace(self, sys_from=amendment.position, sys_to=None)
@@ -324,7 +325,7 @@ class TemporalIndex:
     def drop(self) -> Sequence[str]:
         return ("DROP TABLE IF EXISTS facts", "DROP TABLE IF EXISTS companies")
 
-    def apply(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Transaction, events: Sequence[LogEntry]) -> None:
         # The entries are in the log already (same transaction, consecutive positions): their
         # first versions are copied by SQLite itself, with nothing built or bound in Python.
         first, last = events[0].position, events[-1].position
@@ -412,7 +413,7 @@ class TemporalIndex:
     def _summarize(
         self,
         tx: Transaction,
-        events: Sequence[RecordedEvent],
+        events: Sequence[LogEntry],
         transitions: Sequence[tuple[FactRow | None, FactRow]],
     ) -> None:
         """Fold the group's new facts, then its amendments' transitions, into the summaries."""
@@ -483,10 +484,10 @@ _EFFECTIVE = (
 _LIVE_AT = "f.retracted = 0 AND f.sys_from <= ? AND (f.sys_to IS NULL OR f.sys_to > ?)"
 
 
-def _effective(row: Sequence[Any]) -> RecordedEvent:
+def _effective(row: Sequence[Any]) -> LogEntry:
     (event_id, type_, company, occurred, lo, hi, data, source, confidence, position, version,
      recorded, hash_) = row  # fmt: skip
-    return RecordedEvent(
+    return LogEntry(
         id=event_id,
         type=type_,
         company=company,
@@ -519,7 +520,7 @@ async def live_items(
 
 async def timeline_rows(
     store: EventStore, company: str, as_of: str, known_at: int
-) -> list[RecordedEvent]:
+) -> list[LogEntry]:
     """The company's events in their effective form at `known_at`, begun by `as_of`."""
     rows = await store.query(
         f"{_EFFECTIVE} WHERE f.company = ? AND f.lo <= ? AND {_LIVE_AT} "
@@ -585,7 +586,7 @@ async def chronology_page(
     types: Sequence[str],
     after: tuple[str, str, int] | None,
     limit: int,
-) -> list[RecordedEvent]:
+) -> list[LogEntry]:
     """Up to `limit` effective events at `known_at` meeting the days [start, end], after the
     (lo, hi, position) `after`, in that order.
 

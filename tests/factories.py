@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from events.envelope import NewEvent, RecordedEvent, validate_body
+from events.entries import LogEntry, NewEvent
 from events.store import EventStore
+from events.validation import validate_body
 
 
 def event_in(
@@ -34,7 +35,7 @@ def batch(*bodies: dict[str, Any]) -> list[NewEvent]:
     return validate_body({"events": list(bodies)})
 
 
-async def history(store: EventStore) -> list[RecordedEvent]:
+async def history(store: EventStore) -> list[LogEntry]:
     """A log with every kind of entry: amendments of each kind, floats, sources, non-ASCII."""
     launch = event_in(
         company="baidu",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from events.envelope import validate_body
 from events.types import AMENDMENTS
+from events.validation import validate_body
 from tests.api import Api
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

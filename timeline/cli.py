@@ -28,9 +28,11 @@ from rich.progress import (
 )
 
 from events.backends import is_postgres, open_store, redacted, sqlite_path
-from events.envelope import MAX_BATCH, parse_json, validate_body
+from events.canonical import parse_json
 from events.errors import ChainBroken, NotFound, TimelineError
+from events.inputs import MAX_BATCH
 from events.store import EventStore
+from events.validation import validate_body
 from projections.rebuild import projections, rebuild
 from timeline import logs, workers
 from timeline.app import create_app

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from aiohttp import HttpVersion11, web
 
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.errors import BadRequest, PositionConflict, TimelineError, Unavailable
 from events.store import EventStore, natural
 from events.types import AMENDMENTS
@@ -34,7 +34,7 @@ FAN_OUT_SPACING = 2.0
 MAX_TARGETS = 1000
 
 
-def message(event: RecordedEvent, data: str | None = None) -> bytes:
+def message(event: LogEntry, data: str | None = None) -> bytes:
     """One SSE message for a log position."""
     body = event.to_json() if data is None else data
     return f"id: {event.position}\nevent: {event.type}\ndata: {body}\n\n".encode()
@@ -49,7 +49,7 @@ def frame(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-class Commit(list[tuple[RecordedEvent, bytes]]):
+class Commit(list[tuple[LogEntry, bytes]]):
     """A commit as the hub hands it out: each event with its SSE message, rendered once for
     all, and the whole commit as one HTTP chunk, framed once for every stream that takes all
     of it."""
@@ -78,14 +78,14 @@ class Subscriber:
     overflowed: bool = False
     closed: bool = False
 
-    def wants(self, event: RecordedEvent, target_type: str | None = None) -> bool:
+    def wants(self, event: LogEntry, target_type: str | None = None) -> bool:
         """Whether the event passes the filters. A type filter also passes an amendment whose
         target passes it (`target_type`: the target's type, see `needs_target`)."""
         if self.companies and event.company not in self.companies:
             return False
         return not self.types or event.type in self.types or target_type in self.types
 
-    def needs_target(self, event: RecordedEvent) -> bool:
+    def needs_target(self, event: LogEntry) -> bool:
         """Whether `wants` turns on the type of the event's target: an amendment of a
         company this stream takes, under a type filter its own type does not pass."""
         return (
@@ -133,7 +133,7 @@ class Hub:
         self.subscribers.add(subscriber)
         return subscriber, self.head
 
-    async def target_type(self, store: EventStore, amendment: RecordedEvent) -> str | None:
+    async def target_type(self, store: EventStore, amendment: LogEntry) -> str | None:
         """The type of the amendment's target (None if it is not stored)."""
         task = self._targets.get(amendment.position)
         if task is None:
@@ -161,7 +161,7 @@ class Hub:
         with contextlib.suppress(asyncio.QueueFull):
             subscriber.queue.put_nowait(None)
 
-    def publish(self, events: Sequence[RecordedEvent]) -> None:
+    def publish(self, events: Sequence[LogEntry]) -> None:
         """Hand out a commit's new events, in position order. Events at or below the head
         were handed out already (from the store, by the follower) and are dropped; a commit
         that does not follow the head is dropped too, and the follower reads it, with what
@@ -237,8 +237,7 @@ class StreamRequest:
 
 def start_position(request: StreamRequest, head: int) -> int:
     after = head if request.after is None else request.after
-    if after > head:
-        raise PositionConflict(f"position {after} is past the head of the log ({head})", head=head)
+    PositionConflict.unless_within(after, head)
     return after
 
 
@@ -279,7 +278,7 @@ class Stream:
         # While the task awaits those look-ups, live commits queue behind what it holds.
         self.looking_up = False
 
-    async def render(self, event: RecordedEvent) -> bytes:
+    async def render(self, event: LogEntry) -> bytes:
         if not self.params.include_state:
             return message(event)
         known = state.KnownAt(event.position, event.recorded)
@@ -371,7 +370,7 @@ class Stream:
 
     def _select(
         self, subscriber: Subscriber, commits: Sequence[Commit]
-    ) -> tuple[list[tuple[RecordedEvent, bytes]], int]:
+    ) -> tuple[list[tuple[LogEntry, bytes]], int]:
         """The events of `commits` this stream writes (above the last written, matching its
         filters), and the checkpoint to write after them (0 for none); moves `last` past them."""
         wanted = []

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from events import waits
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.errors import TimelineError
 from events.store import EventStore
 from events.waits import set_within
@@ -24,7 +24,7 @@ from timeline.feed import Hub
 log = logging.getLogger(__name__)
 
 PAGE = 500
-Listener = Callable[[Sequence[RecordedEvent]], None]
+Listener = Callable[[Sequence[LogEntry]], None]
 
 
 class Follower:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.envelope import Source
+from events.inputs import Source
 from events.types import SLUG_PATTERN, Confidence
 
 

@@ -12,18 +12,13 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from events.envelope import (
-    EventBatchIn,
-    EventIn,
-    NewEvent,
-    RecordedEvent,
-    parse_json,
-    validate_json_body,
-    validation_errors,
-)
+from events.canonical import parse_json
+from events.entries import LogEntry, NewEvent
 from events.errors import BadRequest, NotFound, TooLarge, ValidationFailed
+from events.inputs import EventBatchIn, EventIn
 from events.store import Appended, natural
 from events.types import EVENT_TYPES, SLUG_PATTERN
+from events.validation import validate_json_body, validation_errors
 from projections import state
 from projections.chronology import Cursor, chronology
 from timeline import __version__, feed, metrics, models
@@ -117,7 +112,7 @@ def orjson_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
 
 
-def event_list(events: Iterable[RecordedEvent]) -> str:
+def event_list(events: Iterable[LogEntry]) -> str:
     return "[" + ",".join(event.to_json() for event in events) + "]"
 
 

@@ -8,16 +8,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
-from events.envelope import (
-    MAX_BATCH,
-    NewEvent,
-    RecordedEvent,
-    canonical,
-    parse_json,
-    validate_body,
-)
+from events.canonical import canonical, parse_json
+from events.entries import LogEntry, NewEvent
 from events.errors import IdConflict, PositionConflict, TimelineError, ValidationFailed
+from events.inputs import MAX_BATCH
 from events.store import EventStore, Head
+from events.validation import validate_body
 
 Format = Literal["ndjson", "cloudevents"]
 FORMATS: tuple[Format, ...] = ("ndjson", "cloudevents")
@@ -26,9 +22,9 @@ PAGE = 5000
 SEQUENCE_DIGITS = 20
 # Lines without an id get uuid5(IMPORT_IDS, their content): importing them twice stores them once.
 IMPORT_IDS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:timeline:import")
-# The hashed fields and `hash`: RecordedEvent's, less the `occurred` range it keeps apart.
+# The hashed fields and `hash`: LogEntry's, less the `occurred` range it keeps apart.
 RECORDED_FIELDS = frozenset(
-    name.removesuffix("_json") for name in RecordedEvent.__slots__ if name not in ("lo", "hi")
+    name.removesuffix("_json") for name in LogEntry.__slots__ if name not in ("lo", "hi")
 )
 
 Kind = Literal["events", "entries"]
@@ -41,7 +37,7 @@ def sequence(position: int) -> str:
     return f"{position:0{SEQUENCE_DIGITS}d}"
 
 
-def cloudevent(event: RecordedEvent) -> str:
+def cloudevent(event: LogEntry) -> str:
     """One entry as a CloudEvents 1.0 event in structured JSON, the whole entry as `data`."""
     # Every interpolated value was validated (UUID, slug, type name, timestamp): no escaping.
     return (
@@ -65,9 +61,8 @@ async def export(
     """Write the entries after `after` up to the head as it is now, one JSON line each, in
     position order, `page` entries at a time. Returns the positions written."""
     head = (await store.head()).position
-    if after > head:
-        raise PositionConflict(f"position {after} is past the head of the log ({head})")
-    render = RecordedEvent.to_json if format == "ndjson" else cloudevent
+    PositionConflict.unless_within(after, head)
+    render = LogEntry.to_json if format == "ndjson" else cloudevent
     position = after
     while position < head:
         events = await store.read(after=position, limit=page, until=head)
@@ -184,8 +179,8 @@ def _from_cloudevent(value: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _entry(value: dict[str, Any]) -> RecordedEvent:
-    """A recorded event as the API returns it → a RecordedEvent; `EventStore.restore` checks
+def _entry(value: dict[str, Any]) -> LogEntry:
+    """A recorded event as the API returns it → a LogEntry; `EventStore.restore` checks
     the rest."""
     missing, unknown = RECORDED_FIELDS - value.keys(), value.keys() - RECORDED_FIELDS
     if missing or unknown:
@@ -212,7 +207,7 @@ def _entry(value: dict[str, Any]) -> RecordedEvent:
         raise ValueError("`occurred` must be an object with `value`, `precision`, `lo`, `hi`")
     if not isinstance(data, dict) or not (source is None or isinstance(source, dict)):
         raise ValueError("`data` must be an object, `source` an object or null")
-    return RecordedEvent(
+    return LogEntry(
         id=value["id"],
         type=value["type"],
         company=value["company"],
@@ -300,7 +295,7 @@ class Importer:
                 f"{KINDS[kind]}, but line {self._first_line} is {KINDS[self.report.kind]}: "
                 "a file either appends EventIn lines or restores an export, not both",
             )
-        if isinstance(value, RecordedEvent):
+        if isinstance(value, LogEntry):
             last = self._last_position
             if last is not None and value.position != last + 1:
                 raise LineError(
@@ -320,7 +315,7 @@ class Importer:
         self.report.committed_line = pending[-1][0]
 
     async def _restore(self, pending: list[tuple[int, Any]]) -> None:
-        entries: list[RecordedEvent] = [entry for _, entry in pending]
+        entries: list[LogEntry] = [entry for _, entry in pending]
         try:
             stored = await self.store.restore(entries)
         except TimelineError as error:

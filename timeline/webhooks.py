@@ -17,7 +17,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from events import waits
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.errors import PositionConflict, TimelineError
 from events.store import EventStore, Lease, timestamp
 from events.subscriptions import Subscriptions, Webhook
@@ -179,8 +179,7 @@ class Webhooks:
     async def create(self, spec: WebhookIn) -> Webhook:
         head = (await self.store.head()).position
         after = head if spec.after is None else spec.after
-        if after > head:
-            raise PositionConflict(f"position {after} is past the head of the log ({head})")
+        PositionConflict.unless_within(after, head)
         hook = Webhook(
             id="wh_" + secrets.token_hex(12),
             url=str(spec.url),
@@ -241,7 +240,7 @@ class Webhooks:
                 continue
             await wake.wait()
 
-    async def _post(self, hook: Webhook, event: RecordedEvent) -> bool:
+    async def _post(self, hook: Webhook, event: LogEntry) -> bool:
         assert self._http is not None
         body = event.to_json().encode()
         delay = self.backoff

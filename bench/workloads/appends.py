@@ -25,7 +25,7 @@ from bench.data import fuzzy, payload
 from bench.harness import Check, Context, Figure
 from bench.machine import SERVER_CPU, Server, Wrk, WrkRun, on_cpu
 from events.backends import open_store
-from events.envelope import validate_body
+from events.validation import validate_body
 from events.writer import GroupWriter
 from projections.rebuild import projections
 

@@ -12,16 +12,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from events import types as t
-from events.envelope import (
-    EventIn,
-    NewEvent,
-    content,
-    parse_json,
-    validate_body,
-    validate_json_body,
-)
+from events.canonical import parse_json
+from events.entries import NewEvent, content
 from events.errors import ValidationFailed
+from events.inputs import EventIn
 from events.mirror import NoMirror, mirror, mirror_type
+from events.validation import validate_body, validate_json_body
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "big-models-2023.ndjson"
 SEED_EVENTS = [json.loads(line) for line in SEEDS.read_text().splitlines() if line.strip()]

@@ -9,7 +9,7 @@ import pytest
 
 from events import schema
 from events.backends import open_store
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from events.errors import SchemaMismatch, StoreError
 from events.store import EventStore
 from projections.rebuild import projections
@@ -104,7 +104,7 @@ async def test_a_database_of_version_3_has_its_projections_rebuilt(database: Dat
         await store.close()
 
 
-async def _chronology(store: EventStore) -> list[RecordedEvent]:
+async def _chronology(store: EventStore) -> list[LogEntry]:
     from datetime import date
 
     from projections.temporal import chronology_page

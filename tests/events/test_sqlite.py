@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from events import sqlite
-from events.envelope import validate_body
 from events.sqlite import SQLiteEventStore
+from events.validation import validate_body
 from projections.rebuild import projections
 from tests.factories import event_in
 

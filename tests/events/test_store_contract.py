@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from events.backends import open_store
-from events.envelope import GENESIS, RecordedEvent, chain
+from events.chain import GENESIS, chain
+from events.entries import LogEntry
 from events.errors import (
     IdConflict,
     NotFound,
@@ -460,7 +461,7 @@ async def _projections(store: EventStore) -> list[object]:
     ]
 
 
-def _rehashed(entries: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+def _rehashed(entries: Sequence[LogEntry]) -> list[LogEntry]:
     """The entries with their chain recomputed: forged, but consistent."""
     previous, chained = GENESIS, []
     for entry in entries:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from events.envelope import NewEvent, RecordedEvent
+from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError
 from events.sqlite import SQLiteEventStore
 from events.store import Appended
@@ -72,7 +72,7 @@ async def held_up(
     return leader, queued
 
 
-def _groups(events: list[RecordedEvent]) -> list[str]:
+def _groups(events: list[LogEntry]) -> list[str]:
     return sorted({event.recorded for event in events})
 
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from httpx_sse import aconnect_sse
 
-from events.envelope import RecordedEvent
+from events.entries import LogEntry
 from tests.databases import Database
 from tests.factories import event_in
 from timeline.app import create_app
@@ -277,8 +277,8 @@ async def test_live_commits_are_framed_for_the_client_s_http_version(
 
 
 async def test_commits_close_together_are_fanned_out_together() -> None:
-    def entry(position: int) -> RecordedEvent:
-        return RecordedEvent(
+    def entry(position: int) -> LogEntry:
+        return LogEntry(
             f"id-{position}", "model.launched", "baidu", '{"value":"2023"}', "2023-01-01",
             "2024-01-01", "{}", None, "reported", position, position, "2023-01-01T00:00:00.000000Z",
             "0" * 64,
@@ -402,7 +402,7 @@ async def test_live_commits_wait_behind_a_target_look_up(live: Live) -> None:
     real_get = store.get
     asked, release = asyncio.Event(), asyncio.Event()
 
-    async def held_get(event_id: str) -> RecordedEvent | None:
+    async def held_get(event_id: str) -> LogEntry | None:
         asked.set()
         await release.wait()
         return await real_get(event_id)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from events.envelope import validate_body
 from events.sqlite import SQLiteEventStore
+from events.validation import validate_body
 from projections import state
 from projections.rebuild import projections
 from tests.factories import event_in, history
