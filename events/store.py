@@ -17,6 +17,8 @@ from events.entries import LogEntry, NewEvent
 from events.errors import TimelineError
 
 T = TypeVar("T")
+# A long task's progress: (done, total).
+Progress = Callable[[int, int], None]
 
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
@@ -98,7 +100,7 @@ class Projection(Protocol):
         perhaps: forget whatever was kept in memory from it."""
         ...
 
-    def rebuild(self, tx: Transaction, progress: Callable[[int, int], None] | None) -> None:
+    def rebuild(self, tx: Transaction, progress: Progress | None) -> None:
         """Refill its freshly created, still index-less tables from the whole log (read
         through `tx`), then create its indexes; report (done, total) log entries."""
         ...

@@ -15,8 +15,8 @@ import orjson
 from events.entries import LogEntry
 from events.errors import BadRequest
 from events.store import EventStore
-from projections import temporal
 from projections.state import KnownAt
+from projections.temporal import reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ async def chronology(
             "the cursor continues pages of other filters (from, to, company, type) than these",
             errors=[{"loc": ["query", "cursor"], "msg": "made with other filters"}],
         )
-    events = await temporal.chronology_page(
+    events = await reads.chronology_page(
         store,
         known.position,
         start=start,

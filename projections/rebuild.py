@@ -3,14 +3,12 @@ until the new ones are complete."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from events import schema
-from events.store import EventStore, Projection, Transaction
-from projections import temporal
-from projections.temporal import TemporalIndex
-
-Progress = Callable[[int, int], None]
+from events.store import EventStore, Progress, Projection, Transaction
+from projections.temporal import reads
+from projections.temporal.index import TemporalIndex
 
 
 def projections() -> list[Projection]:
@@ -38,7 +36,7 @@ async def ensure_built(store: EventStore, kept: Sequence[Projection]) -> bool:
     from before a projection existed). Returns whether it had to."""
     if (await store.head()).position == 0:
         return False
-    if await temporal.is_built(store):
+    if await reads.is_built(store):
         return False
     await rebuild(store, kept)
     return True

@@ -13,9 +13,9 @@ from events.entries import LogEntry
 from events.errors import PositionConflict
 from events.store import EventStore, timestamp
 from events.types import AMENDMENTS
-from projections import temporal
 from projections.fold import LISTS, STATE_LISTS, Status, range_status
-from projections.temporal import Summary
+from projections.temporal import reads
+from projections.temporal.versions import CompanySummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ async def company_state(
     version = await store.version_at(company, known.position)
     if version == 0:
         return None
-    rows = await temporal.live_items(store, company, as_of.isoformat(), known.position)
+    rows = await reads.live_items(store, company, as_of.isoformat(), known.position)
     # Facts begin by as_of (the query's); definite when they are over by its end.
     end = None if as_of == date.max else (as_of + timedelta(days=1)).isoformat()
     name: str = company
@@ -99,7 +99,7 @@ async def timeline(
     """GET /v1/companies/{company}/timeline: effective events begun by as_of, with status."""
     if await store.version_at(company, known.position) == 0:
         return None
-    rows = await temporal.timeline_rows(store, company, as_of.isoformat(), known.position)
+    rows = await reads.timeline_rows(store, company, as_of.isoformat(), known.position)
     return [(event, range_status(event.lo, event.hi, as_of) or "possible") for event in rows]
 
 
@@ -107,15 +107,15 @@ async def companies(
     store: EventStore, known_at: int | datetime | None
 ) -> tuple[KnownAt, list[Any]]:
     """GET /v1/companies: from the summary kept at the head, or recounted for an older S."""
-    position, recorded, summaries = await temporal.summaries_at_head(store)
+    position, recorded, summaries = await reads.summaries_at_head(store)
     head = KnownAt(position, recorded)
     known = head if known_at is None else await resolve(store, known_at)
     if known.position != head.position:
-        summaries = await temporal.summaries_at(store, known.position)
+        summaries = await reads.summaries_at(store, known.position)
     return known, [_listed(summary) for summary in summaries]
 
 
-def _listed(summary: Summary) -> dict[str, Any]:
+def _listed(summary: CompanySummary) -> dict[str, Any]:
     return {
         "company": summary.company,
         "name": summary.name or summary.company,
@@ -131,7 +131,7 @@ async def event_detail(
     """An event's effective form at the head (None: retracted) and the amendments on it."""
     if event.type in AMENDMENTS:
         return None, []
-    versions = await temporal.fact_versions(store, event.position)
+    versions = await reads.fact_versions(store, event.position)
     amendments = await store.at([version.sys_from for version in versions[1:]])
     now = versions[-1]
     if now.retracted:

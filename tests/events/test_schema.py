@@ -107,7 +107,7 @@ async def test_a_database_of_version_3_has_its_projections_rebuilt(database: Dat
 async def _chronology(store: EventStore) -> list[LogEntry]:
     from datetime import date
 
-    from projections.temporal import chronology_page
+    from projections.temporal.reads import chronology_page
 
     head = (await store.head()).position
     return await chronology_page(

@@ -16,7 +16,7 @@ from projections import reference
 from projections.chronology import Cursor, chronology
 from projections.rebuild import projections, rebuild
 from projections.state import KnownAt
-from projections.temporal import MONTHS, earliest, span_key
+from projections.temporal.spans import MONTHS, earliest, span_key
 from tests.databases import Database
 
 COMPANIES = ["baidu", "alibaba", "tencent"]

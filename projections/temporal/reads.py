@@ -1,0 +1,177 @@
+"""The named reads of the temporal index: the only queries of `facts` and `companies` outside
+the projection. Company state and timeline, the chronology's pages, the summaries, an
+event's versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from events.entries import LogEntry
+from events.store import EventStore
+from projections.temporal.spans import earliest
+from projections.temporal.tables import (
+    EFFECTIVE,
+    FACT_SELECT,
+    LIVE_AT,
+    SUMMARY_COLUMNS,
+    effective,
+    marks,
+)
+from projections.temporal.versions import CompanySummary, FactVersion, summarize
+
+
+async def live_items(
+    store: EventStore, company: str, as_of: str, known_at: int
+) -> list[tuple[str, str, str, str]]:
+    """The company's facts in effect at position `known_at` that begin by `as_of`, as the
+    state renders them: for each, in (lo, hi, position) order, its id, type, hi and the rest
+    of its item's JSON text (ITEM_SQL). From the facts alone: no log entry is read."""
+    rows = await store.query(
+        "SELECT f.id, f.type, f.hi, f.item FROM facts f "
+        f"WHERE f.company = ? AND f.lo <= ? AND {LIVE_AT} ORDER BY f.lo, f.hi, f.position",
+        (company, as_of, known_at, known_at),
+    )
+    return rows
+
+
+async def timeline_rows(
+    store: EventStore, company: str, as_of: str, known_at: int
+) -> list[LogEntry]:
+    """The company's events in their effective form at `known_at`, begun by `as_of`."""
+    rows = await store.query(
+        f"{EFFECTIVE} WHERE f.company = ? AND f.lo <= ? AND {LIVE_AT} "
+        "ORDER BY f.lo, f.hi, f.position",
+        (company, as_of, known_at, known_at),
+    )
+    return [effective(row) for row in rows]
+
+
+# Bounds no day reaches, in the byte order of ISO days: "" sorts before every one, "~" after.
+_BEFORE_ANY, _AFTER_ANY = "", "~"
+# A fact's columns in a page, before its log entry is joined.
+_PAGE = "f.lo, f.hi, f.position, f.occurred, f.data, f.confidence"
+_PAGE_EFFECTIVE = (
+    "SELECT e.id, e.type, e.company, COALESCE(page.occurred, e.occurred), page.lo, page.hi, "
+    "COALESCE(page.data, e.data), e.source, page.confidence, e.position, e.version, "
+    "e.recorded, e.hash FROM ({}) AS page JOIN events e ON e.position = page.position "
+    "ORDER BY page.lo, page.hi, page.position"
+)
+_MEETS = "(f.lo, f.hi, f.position) > (?, ?, ?) AND f.lo <= ? AND f.hi > ?"
+# The span keys in use: one look-up of `facts_span` per key, each for the next one. In
+# passing, whether the database has a boolean type (only PostgreSQL: SQLite answers 1 = 1
+# with 1), which tells how to have it merge the scans of the keys (see _ordered_scans).
+_KEYS = (
+    "WITH RECURSIVE used(span) AS (SELECT MIN(span) FROM facts UNION ALL "
+    "SELECT (SELECT MIN(f.span) FROM facts f WHERE f.span > used.span) FROM used "
+    "WHERE used.span IS NOT NULL) SELECT span, 1 = 1 FROM used WHERE span IS NOT NULL"
+)
+_ORDER = "ORDER BY f.lo, f.hi, f.position"
+
+
+def _ordered_scans(scans: Sequence[str], limited: bool) -> str:
+    """The first rows (LIMIT ?) of the ordered scans `scans`, merged: one pass over each,
+    in index order, reading no further than the page needs. SQLite merges a UNION ALL of the
+    scans themselves; PostgreSQL merges only scans it plans on their own, for their first
+    rows (`limited`: a subquery with its own ORDER BY and LIMIT ?), where SQLite would read
+    and sort each one's first rows in full."""
+    if limited:
+        scans = [f"SELECT * FROM ({scan} {_ORDER} LIMIT ?) AS k{n}" for n, scan in enumerate(scans)]
+    # In a query of its own: PostgreSQL merges only a UNION ALL it flattens.
+    return f"SELECT * FROM ({' UNION ALL '.join(scans)}) AS scans ORDER BY lo, hi, position LIMIT ?"
+
+
+def _lower_bound(
+    start: date | None, key: int, after: tuple[str, str, int] | None
+) -> tuple[str, str, int]:
+    """Where a scan of (lo, hi, position) begins: past `after`, and past the facts of span
+    key `key` that end by `start`."""
+    bound = after if after is not None else (_BEFORE_ANY, _BEFORE_ANY, 0)
+    first = earliest(key, start) if start is not None else None
+    if first is None:
+        return bound
+    return max(bound, (first.isoformat(), _AFTER_ANY, 0))  # lo > first
+
+
+async def chronology_page(
+    store: EventStore,
+    known_at: int,
+    *,
+    start: date | None,
+    end: date | None,
+    companies: Sequence[str],
+    types: Sequence[str],
+    after: tuple[str, str, int] | None,
+    limit: int,
+) -> list[LogEntry]:
+    """Up to `limit` effective events at `known_at` meeting the days [start, end], after the
+    (lo, hi, position) `after`, in that order.
+
+    Without a company, one ordered scan of `facts_span` per span key in use, merged: each
+    begins at the first fact of its key that could still be in effect at `start` (see
+    MONTHS), so that it passes over few that are not, however wide the widest range. A
+    company's facts are few: one scan of `facts_company` serves, from the bound of the
+    widest key in use."""
+    meets = [end.isoformat() if end is not None else _AFTER_ANY]
+    meets.append(start.isoformat() if start is not None else _BEFORE_ANY)
+    filters, chosen = "", list[object]()
+    if companies:
+        filters += f" AND f.company IN ({marks(companies)})"
+        chosen += companies
+    if types:
+        filters += f" AND f.type IN ({marks(types)})"
+        chosen += types
+    where = f"{_MEETS} AND {LIVE_AT}{filters}"
+    used = await store.query(_KEYS)
+    if not used:
+        return []
+    keys = [key for key, _ in used]
+    if companies:
+        # One scan, from the earliest day a fact of a key in use could begin and still be in
+        # effect at `start` (the bound of the widest key).
+        bound = min(_lower_bound(start, key, after) for key in keys)
+        sql = f"SELECT {_PAGE} FROM facts f WHERE {where} {_ORDER} LIMIT ?"
+        params = [*bound, *meets, known_at, known_at, *chosen, limit]
+    else:
+        limited = isinstance(used[0][1], bool)
+        scans = [f"SELECT {_PAGE} FROM facts f WHERE f.span = {key} AND {where}" for key in keys]
+        sql = _ordered_scans(scans, limited)
+        params = []
+        for key in keys:
+            params += [*_lower_bound(start, key, after), *meets, known_at, known_at, *chosen]
+            params += [limit] if limited else []
+        params.append(limit)
+    rows = await store.query(_PAGE_EFFECTIVE.format(sql), params)
+    return [effective(row) for row in rows]
+
+
+async def summaries_at_head(store: EventStore) -> tuple[int, str | None, list[CompanySummary]]:
+    """The summaries kept at the head, read with the head they are of (one statement)."""
+    rows = await store.query(
+        "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1), "
+        "(SELECT recorded FROM events ORDER BY position DESC LIMIT 1), "
+        f"{SUMMARY_COLUMNS} FROM companies ORDER BY company"
+    )
+    if not rows:
+        return 0, None, []
+    return rows[0][0], rows[0][1], [CompanySummary.from_row(row[2:]) for row in rows]
+
+
+async def summaries_at(store: EventStore, known_at: int) -> list[CompanySummary]:
+    """The summaries as they stood at `known_at`, recounted from the facts in effect then."""
+    companies = await store.companies_at(known_at)
+    live = await store.query(f"SELECT {FACT_SELECT} WHERE {LIVE_AT}", (known_at, known_at))
+    return list(summarize(companies, live).values())
+
+
+async def fact_versions(store: EventStore, position: int) -> list[FactVersion]:
+    """Every version of the event at `position`, oldest first (none for an amendment)."""
+    rows = await store.query(
+        f"SELECT {FACT_SELECT} WHERE f.position = ? ORDER BY f.sys_from", (position,)
+    )
+    return [FactVersion(*row) for row in rows]
+
+
+async def is_built(store: EventStore) -> bool:
+    """Whether the projection holds any row (a log from before it existed has none)."""
+    return bool(await store.query("SELECT 1 FROM facts LIMIT 1"))
