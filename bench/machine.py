@@ -139,7 +139,8 @@ def on_cpu(cpu: int | None) -> Iterator[None]:
 
 
 class Server:
-    """A server process (`python -m MODULE ARGS`), in its own process group, killed on exit."""
+    """A server process (`python -m MODULE ARGS`), in its own process group, killed on exit;
+    run in `cwd` (default: this checkout), whose code it then imports."""
 
     def __init__(
         self,
@@ -150,8 +151,10 @@ class Server:
         cpu: int | None,
         log_path: Path,
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.command = [sys.executable, "-m", module, *args]
+        self.cwd = cwd or ROOT  # where `-m MODULE` and the code it imports are found
         self.env = {**os.environ, **(env or {}), "TIMELINE_BOOTSTRAP_TOKEN": token}
         self.env.pop("TIMELINE_DB", None)
         self.cpu = cpu
@@ -167,7 +170,7 @@ class Server:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 pinned(self.command, self.cpu),
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env=self.env,
