@@ -11,7 +11,7 @@ from events.backends import open_store
 from events.writer import GroupWriter
 from projections.rebuild import ensure_built, projections
 from timeline import dashboard, limits, logs, metrics
-from timeline.auth import Tokens, digest
+from timeline.auth import Tokens, add_bootstrap_token
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.feed import Hub
 from timeline.follower import Follower
@@ -30,10 +30,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     )
     if await ensure_built(store, projections()):
         log.info("built the projections of an existing log")
-    if settings.bootstrap_token is not None:
-        await store.add_token(
-            digest(settings.bootstrap_token.get_secret_value()), "admin", "bootstrap"
-        )
+    await add_bootstrap_token(store, settings.bootstrap_token)
     writer = GroupWriter(
         store,
         max_pending_events=settings.max_pending_events,

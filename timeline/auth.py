@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import SecretStr
+
 from events.errors import Forbidden, Unauthorized
 from events.store import EventStore, timestamp
 
@@ -39,6 +41,12 @@ async def create_token(store: EventStore, scope: Scope, label: str | None = None
     token = new_token()
     await store.add_token(digest(token), scope, label)
     return token
+
+
+async def add_bootstrap_token(store: EventStore, secret: SecretStr | None) -> None:
+    """Store TIMELINE_BOOTSTRAP_TOKEN's secret, when it is set, as an `admin` token."""
+    if secret is not None:
+        await store.add_token(digest(secret.get_secret_value()), "admin", "bootstrap")
 
 
 # RFC 6750, section 2.1: the scheme (any case), one or more spaces, a b64token, nothing else.

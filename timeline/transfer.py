@@ -29,7 +29,9 @@ RECORDED_FIELDS = frozenset(
 
 Kind = Literal["events", "entries"]
 KINDS: dict[Kind, str] = {"events": "an EventIn", "entries": "a recorded event"}
-Progress = Callable[[int], None]
+# How far a transfer has got, with no total: the entries export has written, the position copy
+# has reached, the bytes an import has read.
+Counted = Callable[[int], None]
 
 
 def sequence(position: int) -> str:
@@ -55,7 +57,7 @@ async def export(
     *,
     format: Format = "ndjson",
     after: int = 0,
-    progress: Progress | None = None,
+    progress: Counted | None = None,
     page: int = PAGE,
 ) -> range:
     """Write the entries after `after` up to the head as it is now, one JSON line each, in
@@ -91,7 +93,7 @@ async def copy(
     target: EventStore,
     *,
     batch: int = MAX_BATCH,
-    progress: Progress | None = None,
+    progress: Counted | None = None,
 ) -> Copied:
     """Restore the source's log, up to its head as it is now, into the target, `batch`
     entries per transaction. A target that holds the start of this log already (an
@@ -264,7 +266,7 @@ class Importer:
         self._first_line = 0
         self._last_position: int | None = None
 
-    async def run(self, lines: Iterable[bytes], progress: Progress | None = None) -> Imported:
+    async def run(self, lines: Iterable[bytes], progress: Counted | None = None) -> Imported:
         """Import every line (blank ones skipped); `progress` gets the bytes read so far."""
         done = 0
         try:

@@ -12,7 +12,7 @@ from projections.rebuild import projections
 from tests.databases import fresh, needs_postgres
 from tests.factories import batch, event_in
 from tests.timeline.test_cli import run
-from timeline.cli import _load_seeds
+from timeline.commands.serving import load_seeds
 
 GENERATED = 100_000
 
@@ -21,7 +21,7 @@ async def _fill(url: str) -> None:
     """The seed timeline, then GENERATED events in batches of 1000, with amendments."""
     store = await open_store(url, projections=projections())
     try:
-        await _load_seeds(store)
+        await load_seeds(store)
         rng = random.Random(7)
         companies = [f"company-{n}" for n in range(40)]
         launched: list[tuple[str, str]] = []

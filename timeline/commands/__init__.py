@@ -1,0 +1,1 @@
+"""The `timeline` command's subcommands, by job; `timeline.cli` parses the arguments."""
