@@ -1,5 +1,6 @@
-"""The live feed: a hub with one bounded queue per subscriber, and the SSE stream that replays
-history and then follows the live log with no gap and no duplicate."""
+"""GET /v1/stream: the handler, and the stream it writes for one client: replay from the
+store up to the head it subscribed at, then the hub's live commits, with no gap and no
+duplicate (the wire format is timeline.sse's, the fan-out timeline.hub's)."""
 
 from __future__ import annotations
 
@@ -8,221 +9,30 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import HttpVersion11, web
 
 from events.entries import LogEntry
-from events.errors import BadRequest, PositionConflict, TimelineError, Unavailable
+from events.errors import BadRequest, TimelineError, Unavailable
 from events.store import EventStore, natural
-from events.types import AMENDMENTS
 from projections import state
+from timeline.filters import EventFilter, start_after
+from timeline.hub import Hub, Subscriber
 from timeline.runner import ON_DISCONNECT
+from timeline.sse import PING, RETRY, Commit, checkpoint, frame, message
+
+# The hub is imported from here too (the app, its keys and metrics, the benchmarks' peer).
+__all__ = ["Hub", "Stream", "StreamRequest", "parse_last_event_id", "stream"]
 
 log = logging.getLogger(__name__)
 
-RETRY_MS = 3000
 REPLAY_PAGE = 500
 # Above this many unsent bytes on a socket, live commits go through the subscriber's queue and
 # its task, which waits for the socket to drain (and is cut off if its queue fills).
 DIRECT_BUFFER_LIMIT = 256 * 1024
-# A fan-out waits this many times the last one's duration after it (see Hub).
-FAN_OUT_SPACING = 2.0
-# Amendments whose target's type the hub remembers for its streams.
-MAX_TARGETS = 1000
-
-
-def message(event: LogEntry, data: str | None = None) -> bytes:
-    """One SSE message for a log position."""
-    body = event.to_json() if data is None else data
-    return f"id: {event.position}\nevent: {event.type}\ndata: {body}\n\n".encode()
-
-
-def checkpoint(position: int) -> bytes:
-    return f'id: {position}\nevent: checkpoint\ndata: {{"position":{position}}}\n\n'.encode()
-
-
-def frame(data: bytes) -> bytes:
-    """`data` as one HTTP/1.1 chunk, framed as aiohttp frames a write to a chunked response."""
-    return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-class Commit(list[tuple[LogEntry, bytes]]):
-    """A commit as the hub hands it out: each event with its SSE message, rendered once for
-    all, and the whole commit as one HTTP chunk, framed once for every stream that takes all
-    of it."""
-
-    __slots__ = ("_chunk",)
-
-    def chunk(self) -> bytes:
-        try:
-            return self._chunk
-        except AttributeError:
-            self._chunk: bytes = frame(b"".join([rendered for _, rendered in self]))
-            return self._chunk
-
-
-@dataclass(eq=False)
-class Subscriber:
-    """One stream's place in the hub: the commits published since it registered."""
-
-    companies: frozenset[str]
-    types: frozenset[str]
-    queue: asyncio.Queue[Commit | None]
-    on_overflow: Callable[[], None] = lambda: None
-    # Set while the stream is live and can take a commit synchronously (see Stream.write_now);
-    # it returns False when it cannot, and the commit goes to the queue instead.
-    direct: Callable[[Commit], bool] | None = None
-    overflowed: bool = False
-    closed: bool = False
-
-    def wants(self, event: LogEntry, target_type: str | None = None) -> bool:
-        """Whether the event passes the filters. A type filter also passes an amendment whose
-        target passes it (`target_type`: the target's type, see `needs_target`)."""
-        if self.companies and event.company not in self.companies:
-            return False
-        return not self.types or event.type in self.types or target_type in self.types
-
-    def needs_target(self, event: LogEntry) -> bool:
-        """Whether `wants` turns on the type of the event's target: an amendment of a
-        company this stream takes, under a type filter its own type does not pass."""
-        return (
-            bool(self.types)
-            and event.type in AMENDMENTS
-            and event.type not in self.types
-            and (not self.companies or event.company in self.companies)
-        )
-
-
-@dataclass
-class Hub:
-    """Fans each commit out to every subscriber. `publish` runs right after a commit and
-    `subscribe` reads the head, both without awaiting, so a stream that subscribed at head H
-    receives exactly the commits after H (it skips what it replayed itself).
-
-    A commit published soon after the last fan-out waits for the next one, with whatever else
-    arrives meanwhile: "soon" is twice the time the last fan-out took, at most
-    `coalesce_seconds`. Many subscribers on a busy log get fewer, larger writes (a write costs
-    the same whatever its size); a few subscribers, or a quiet log, get every commit at once."""
-
-    head: int
-    queue_size: int = 1000
-    coalesce_seconds: float = 0.0
-    spacing: float = FAN_OUT_SPACING
-    dropped: int = 0
-    subscribers: set[Subscriber] = field(default_factory=set)
-    closing: bool = False
-    # Called when a commit does not follow the head: entries lie between that this process
-    # did not write (another process's); the follower reads them from the store.
-    on_gap: Callable[[], None] = lambda: None
-    # Reads what the database has past the head (set by the follower); a stream asked to
-    # start past the head awaits it first: another process may have committed that position.
-    catch_up: Callable[[], Awaitable[None]] | None = None
-    _pending: Commit | None = None
-    _next_fan_out: float = 0.0
-    # The type of each recent amendment's target, looked up once for every stream that needs
-    # it (see Stream._look_up_targets), by the amendment's position.
-    _targets: dict[int, asyncio.Task[str | None]] = field(default_factory=dict)
-
-    def subscribe(self, companies: Sequence[str], types: Sequence[str]) -> tuple[Subscriber, int]:
-        subscriber = Subscriber(
-            frozenset(companies), frozenset(types), asyncio.Queue(self.queue_size)
-        )
-        self.subscribers.add(subscriber)
-        return subscriber, self.head
-
-    async def target_type(self, store: EventStore, amendment: LogEntry) -> str | None:
-        """The type of the amendment's target (None if it is not stored)."""
-        task = self._targets.get(amendment.position)
-        if task is None:
-            task = asyncio.create_task(_type_of(store, amendment.data["target"]))
-            self._targets[amendment.position] = task
-            task.add_done_callback(self._forget_failed(amendment.position))
-            if len(self._targets) > MAX_TARGETS:
-                del self._targets[next(iter(self._targets))]
-        return await asyncio.shield(task)
-
-    def _forget_failed(self, position: int) -> Callable[[asyncio.Task[str | None]], None]:
-        def forget(task: asyncio.Task[str | None]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                self._targets.pop(position, None)  # the next stream asks again
-
-        return forget
-
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
-
-    def end(self, subscriber: Subscriber) -> None:
-        """Unsubscribe the stream and have its task return (its client has gone)."""
-        self.subscribers.discard(subscriber)
-        subscriber.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            subscriber.queue.put_nowait(None)
-
-    def publish(self, events: Sequence[LogEntry]) -> None:
-        """Hand out a commit's new events, in position order. Events at or below the head
-        were handed out already (from the store, by the follower) and are dropped; a commit
-        that does not follow the head is dropped too, and the follower reads it, with what
-        lies before it, from the store: the head only ever moves one position at a time."""
-        if events and events[0].position <= self.head:
-            events = [event for event in events if event.position > self.head]
-        if not events:
-            return
-        if events[0].position != self.head + 1:
-            self.on_gap()
-            return
-        self.head = events[-1].position
-        if not self.subscribers and self._pending is None:
-            return  # nobody to render for: a stream that comes later replays from the store
-        commit = Commit([(event, message(event)) for event in events])
-        if self._pending is not None:  # a fan-out is already due: ride along with it
-            self._pending.extend(commit)
-            return
-        wait = self._next_fan_out - time.monotonic()
-        if wait <= 0:
-            self._fan_out(commit)
-        else:
-            self._pending = commit
-            asyncio.get_running_loop().call_later(wait, self._flush)
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._fan_out(pending)
-
-    def _fan_out(self, commit: Commit) -> None:
-        began = time.monotonic()
-        for subscriber in list(self.subscribers):
-            # Straight to the socket when nothing is queued before it: no task to wake.
-            direct = subscriber.direct
-            if direct is not None and subscriber.queue.empty() and direct(commit):
-                continue
-            try:
-                subscriber.queue.put_nowait(commit)
-            except asyncio.QueueFull:
-                # Never skip silently: cut it off; it resumes by Last-Event-ID from the store.
-                subscriber.overflowed = True
-                self.subscribers.discard(subscriber)
-                self.dropped += 1
-                subscriber.on_overflow()
-        ended = time.monotonic()
-        # The next fan-out waits twice as long as this one took (at most coalesce_seconds):
-        # a few subscribers cost microseconds and never wait; thousands share writes.
-        self._next_fan_out = ended + min(self.coalesce_seconds, self.spacing * (ended - began))
-
-    def close(self) -> None:
-        """End every stream (on shutdown), after what is due to them."""
-        self._flush()
-        self.closing = True
-        for subscriber in list(self.subscribers):
-            self.end(subscriber)
-
-
-async def _type_of(store: EventStore, event_id: str) -> str | None:
-    target = await store.get(event_id)
-    return None if target is None else target.type
 
 
 @dataclass
@@ -234,11 +44,9 @@ class StreamRequest:
     types: list[str]
     include_state: bool
 
-
-def start_position(request: StreamRequest, head: int) -> int:
-    after = head if request.after is None else request.after
-    PositionConflict.unless_within(after, head)
-    return after
+    @functools.cached_property
+    def wanted(self) -> EventFilter:
+        return EventFilter.of(self.companies, self.types)
 
 
 def parse_last_event_id(raw: str | None) -> int | None:
@@ -293,13 +101,8 @@ class Stream:
         self.last = after
         cursor = after
         while cursor < head:
-            page = await self.store.read(
-                after=cursor,
-                limit=REPLAY_PAGE,
-                companies=self.params.companies,
-                types=self.params.types,
-                until=head,
-                amendments_follow=True,
+            page = await self.params.wanted.read(
+                self.store, after=cursor, until=head, limit=REPLAY_PAGE
             )
             if page:
                 await self.response.write(b"".join([await self.render(e) for e in page]))
@@ -314,7 +117,7 @@ class Stream:
     async def follow(self, subscriber: Subscriber) -> None:
         if self.transport is not None and not self.params.include_state:
             self.subscriber = subscriber
-            self.takes_all = not subscriber.companies and not subscriber.types
+            self.takes_all = subscriber.wanted.takes_all
             subscriber.direct = self.write_now
         while not subscriber.closed and not subscriber.overflowed:
             if subscriber.queue.empty():
@@ -323,7 +126,7 @@ class Stream:
                         first = await subscriber.queue.get()
                 except TimeoutError:
                     if time.monotonic() - self.direct_at >= self.ping_seconds:
-                        await self.response.write(b": ping\n\n")
+                        await self.response.write(PING)
                     continue
             else:
                 first = subscriber.queue.get_nowait()
@@ -357,7 +160,7 @@ class Stream:
             event
             for commit in commits
             for event, _ in commit
-            if event.position > self.last and subscriber.needs_target(event)
+            if event.position > self.last and subscriber.wanted.needs_target(event)
         ]
         self.looking_up = True
         try:
@@ -379,7 +182,7 @@ class Stream:
             for event, rendered in commit:
                 if event.position <= self.last:
                     continue
-                if subscriber.wants(event, self.target_types.get(event.position)):
+                if subscriber.wanted.wants(event, self.target_types.get(event.position)):
                     wanted.append((event, rendered))
                     self.last = event.position
                 else:
@@ -398,7 +201,7 @@ class Stream:
             return False
         if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
             return False
-        if not self.takes_all and any(subscriber.needs_target(event) for event, _ in commit):
+        if not self.takes_all and any(subscriber.wanted.needs_target(event) for event, _ in commit):
             return False  # the task looks its target up in the store
         if self.takes_all and self.last < commit[0][0].position:
             transport.write(commit.chunk())  # the common case: one chunk framed for all
@@ -427,9 +230,9 @@ async def stream(
         raise Unavailable("the server is shutting down", retry_after=1)
     if params.after is not None and params.after > hub.head and hub.catch_up is not None:
         await hub.catch_up()  # read-your-writes through any process
-    subscriber, head = hub.subscribe(params.companies, params.types)
+    subscriber, head = hub.subscribe(params.wanted)
     try:
-        after = start_position(params, head)
+        after = start_after(params.after, head)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -449,7 +252,7 @@ async def stream(
         await response.prepare(request)
         gone: Callable[[], None] = functools.partial(hub.end, subscriber)
         request[ON_DISCONNECT] = gone  # a client that leaves is unsubscribed at once
-        await response.write(f"retry: {RETRY_MS}\n\n".encode())
+        await response.write(RETRY)
         writer = Stream(store, hub, params, response, ping_seconds, transport if chunked else None)
         with contextlib.suppress(ConnectionError):
             await writer.replay(after, head)

@@ -19,7 +19,7 @@ from events.entries import LogEntry
 from events.errors import TimelineError
 from events.store import EventStore
 from events.waits import set_within
-from timeline.feed import Hub
+from timeline.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ class Follower:
     ) -> None:
         self.store, self.hub, self.interval = store, hub, interval
         self.listeners = list(listeners)
-        self.catch_ups = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         hub.on_gap = self.wake
@@ -75,7 +74,6 @@ class Follower:
 
     async def catch_up(self) -> None:
         """Publish every entry after the hub's head, in position order."""
-        self.catch_ups += 1
         while True:
             page = await self.store.read(after=self.hub.head, limit=PAGE)
             fresh = [event for event in page if event.position > self.hub.head]

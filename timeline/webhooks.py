@@ -1,50 +1,26 @@
-"""Webhooks (Standard Webhooks): one signed POST per matching event, strictly in position
-order, the next only after a 2xx. The acknowledged position is stored, so a restart resumes
-where delivery stopped."""
+"""Webhooks (Standard Webhooks): created, listed and deleted through any process, and
+delivered by one. The process that holds the store's `webhooks` lease runs one delivery task
+per enabled webhook (timeline.delivery); the acknowledged position is stored, so the process
+that takes the lease over resumes where delivery stopped."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
-import secrets
-import time
-from typing import Annotated
-
-import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from events import waits
-from events.entries import LogEntry
-from events.errors import PositionConflict, TimelineError
-from events.store import EventStore, Lease, timestamp
+from events.errors import TimelineError
+from events.store import EventStore, Lease
 from events.subscriptions import Subscriptions, Webhook
-from events.types import Slug
 from events.waits import set_within
+from timeline import hooks
+from timeline.delivery import Courier
+from timeline.hooks import WebhookIn
+
+# WebhookIn is imported from here too (the routes).
+__all__ = ["WebhookIn", "Webhooks"]
 
 log = logging.getLogger(__name__)
-
-PAGE = 100
-
-
-class WebhookIn(BaseModel):
-    """A subscription: where to POST, which events, and from which position."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    url: HttpUrl
-    company: Annotated[list[Slug], Field(max_length=100)] = []
-    type: Annotated[list[str], Field(max_length=20)] = []
-    after: Annotated[int, Field(ge=0)] | None = None
-
-
-def sign(secret: str, message_id: str, stamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed by the secret's bytes."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{message_id}.{stamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 class Webhooks:
@@ -65,30 +41,39 @@ class Webhooks:
     ) -> None:
         self.store = store
         self.subscriptions = Subscriptions(store)
-        self.backoff, self.max_backoff = backoff, max_backoff
         self.lease_seconds = lease_seconds
         self.leading = False
+        self._stopped = asyncio.Event()
+        self.courier = Courier(
+            self.subscriptions, self._stopped, backoff=backoff, max_backoff=max_backoff
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._http: aiohttp.ClientSession | None = None
         self._leader: asyncio.Task[None] | None = None
         self._lease: Lease | None = None
-        self._stopping = False
-        # For /metrics: deliveries answered 2xx and failed attempts, by webhook id, and the
-        # webhooks this process delivers (their acknowledged positions give the lag).
-        self.delivered: dict[str, int] = {}
-        self.failed: dict[str, int] = {}
+        # For /metrics: the webhooks this process delivers (their acknowledged positions give
+        # the lag).
         self.delivering: dict[str, Webhook] = {}
         self._deleted: set[str] = set()  # by this process (ids are never reused)
 
+    @property
+    def delivered(self) -> dict[str, int]:
+        """For /metrics: deliveries answered 2xx, by webhook id."""
+        return self.courier.delivered
+
+    @property
+    def failed(self) -> dict[str, int]:
+        """For /metrics: failed delivery attempts, by webhook id."""
+        return self.courier.failed
+
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        """Open the delivery's HTTP session and stand for the lease (delivering once held)."""
+        self.courier.open()
         self._leader = asyncio.create_task(self._lead(), name="webhooks-lease")
 
     async def _lead(self) -> None:
-        while not self._stopping:
+        while not self._stopped.is_set():
             try:
                 self._lease = await self.store.lease("webhooks")
             except TimelineError:
@@ -100,7 +85,7 @@ class Webhooks:
             lost = asyncio.create_task(self._lease.lost())
             self.leading = True
             try:
-                while not lost.done() and not self._stopping:
+                while not lost.done() and not self._stopped.is_set():
                     self._changed.clear()  # first: a change made while it looks is seen next
                     await self._refresh()
                     changed = asyncio.create_task(self._changed.wait())
@@ -112,7 +97,7 @@ class Webhooks:
                 log.warning("cannot read the webhooks; giving the lease up for now")
             finally:
                 self.leading = False
-                if not self._stopping:
+                if not self._stopped.is_set():
                     await self._stop_tasks(grace=0)
                     await self._lease.release()
                 lost.cancel()
@@ -125,19 +110,17 @@ class Webhooks:
         """Run a task for every enabled webhook, and none for one deleted or disabled."""
         found = await self.all()
         # A webhook deleted while `all` ran is gone, though `found` may still hold it.
-        hooks = {h.id: h for h in found if h.disabled is None and h.id not in self._deleted}
+        enabled = {h.id: h for h in found if h.disabled is None and h.id not in self._deleted}
         for hook_id in list(self._tasks):
-            if hook_id not in hooks:
+            if hook_id not in enabled:
                 await self._cancel(hook_id)
-        for hook_id, hook in hooks.items():
+        for hook_id, hook in enabled.items():
             if hook_id not in self._tasks:
                 self._spawn(hook)
-        for wake in self._wake.values():
-            wake.set()
+        self._wake_all()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let each task finish the delivery in flight (and record it), then stop."""
-        self._stopping = True
         self._stopped.set()
         self._changed.set()
         await self._stop_tasks(grace)
@@ -145,12 +128,10 @@ class Webhooks:
             await self._lease.release()
         if self._leader is not None:
             await self._leader
-        if self._http is not None:
-            await self._http.close()
+        await self.courier.close()
 
     async def _stop_tasks(self, grace: float) -> None:
-        for wake in self._wake.values():
-            wake.set()
+        self._wake_all()
         tasks = list(self._tasks.values())
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)
@@ -166,8 +147,7 @@ class Webhooks:
 
     def notify(self, events: object) -> None:
         """Commit listener: wake every delivery task (and have the leader look again)."""
-        for wake in self._wake.values():
-            wake.set()
+        self._wake_all()
         self._changed.set()
 
     async def all(self) -> list[Webhook]:
@@ -177,21 +157,7 @@ class Webhooks:
         return await self.subscriptions.get(hook_id)
 
     async def create(self, spec: WebhookIn) -> Webhook:
-        head = (await self.store.head()).position
-        after = head if spec.after is None else spec.after
-        PositionConflict.unless_within(after, head)
-        hook = Webhook(
-            id="wh_" + secrets.token_hex(12),
-            url=str(spec.url),
-            companies=list(spec.company),
-            types=list(spec.type),
-            secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
-            acked=after,
-            disabled=None,
-            created=timestamp(),
-        )
-
-        await self.subscriptions.add(hook)
+        hook = await hooks.create(self.subscriptions, spec)
         self._changed.set()  # the leader, if this process is, takes it up now
         return hook
 
@@ -201,81 +167,16 @@ class Webhooks:
         self._deleted.add(hook_id)
         await self.subscriptions.remove(hook_id)
         await self._cancel(hook_id)
-        self.delivered.pop(hook_id, None)
-        self.failed.pop(hook_id, None)
+        self.courier.forget(hook_id)
         self._changed.set()
 
     def _spawn(self, hook: Webhook) -> None:
-        self._wake[hook.id] = asyncio.Event()
+        self._wake[hook.id] = wake = asyncio.Event()
         self.delivering[hook.id] = hook
-        self._tasks[hook.id] = asyncio.create_task(self._deliver(hook), name=f"webhook {hook.id}")
+        self._tasks[hook.id] = asyncio.create_task(
+            self.courier.deliver(hook, wake), name=f"webhook {hook.id}"
+        )
 
-    async def _deliver(self, hook: Webhook) -> None:
-        wake = self._wake[hook.id]
-        while hook.disabled is None and not self._stopping:
-            wake.clear()
-            try:
-                head = (await self.store.head()).position
-                page = await self.store.read(
-                    after=hook.acked,
-                    limit=PAGE,
-                    companies=hook.companies,
-                    types=hook.types,
-                    until=head,
-                    amendments_follow=True,
-                )
-                for event in page:
-                    if self._stopping or not await self._post(hook, event):
-                        return  # stopping, or disabled
-                    await self.subscriptions.acknowledge(hook, event.position)
-                if len(page) == PAGE:
-                    continue
-                if head > hook.acked:
-                    await self.subscriptions.acknowledge(
-                        hook, head
-                    )  # the rest up to the head did not match
-            except TimelineError:
-                log.exception("webhook %s: the store failed; retrying", hook.id)
-                await asyncio.sleep(self.backoff)
-                continue
-            await wake.wait()
-
-    async def _post(self, hook: Webhook, event: LogEntry) -> bool:
-        assert self._http is not None
-        body = event.to_json().encode()
-        delay = self.backoff
-        while True:
-            stamp = int(time.time())
-            headers = {
-                "content-type": "application/json",
-                "webhook-id": str(event.position),
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": sign(hook.secret, str(event.position), stamp, body),
-            }
-            retry_after: float | None = None
-            try:
-                async with self._http.post(hook.url, data=body, headers=headers) as response:
-                    if 200 <= response.status < 300:
-                        self.delivered[hook.id] = self.delivered.get(hook.id, 0) + 1
-                        return True
-                    self.failed[hook.id] = self.failed.get(hook.id, 0) + 1
-                    if response.status == 410:
-                        await self.subscriptions.disable(hook, "the receiver answered 410 Gone")
-                        return False
-                    retry_after = _seconds(response.headers.get("Retry-After"))
-                    log.info(
-                        "webhook %s: %s for position %s", hook.id, response.status, event.position
-                    )
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self.failed[hook.id] = self.failed.get(hook.id, 0) + 1
-                log.info("webhook %s: %s for position %s", hook.id, exc, event.position)
-            if self._stopping:
-                return False
-            await asyncio.sleep(retry_after if retry_after is not None else delay)
-            delay = min(delay * 2, self.max_backoff)
-
-
-def _seconds(raw: str | None) -> float | None:
-    if raw is None or not raw.strip().isdigit():
-        return None
-    return float(raw.strip())
+    def _wake_all(self) -> None:
+        for wake in self._wake.values():
+            wake.set()

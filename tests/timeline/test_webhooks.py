@@ -10,13 +10,16 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from events.errors import ValidationFailed
 from tests.databases import Database
 from tests.factories import event_in
 from timeline.app import create_app
 from timeline.config import Settings
+from timeline.hooks import WebhookIn
 
 TOKEN = "tl_hooks"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -121,11 +124,11 @@ async def test_retried_signed_in_order_once_each_across_a_restart(database: Data
             await asyncio.wait_for(receiver.arrived.wait(), 30)
         shown = (await http.get(f"{base}/v1/webhooks/{hook['id']}", headers=ADMIN)).json()
         assert "secret" not in shown
-        for _ in range(50):  # the position acknowledged catches up with the last delivery
-            if shown["acknowledged"] >= expected[-1]:
-                break
-            await asyncio.sleep(0.05)
-            shown = (await http.get(f"{base}/v1/webhooks/{hook['id']}", headers=ADMIN)).json()
+        # The position acknowledged catches up with the last delivery.
+        async with asyncio.timeout(30):
+            while shown["acknowledged"] < expected[-1]:
+                await asyncio.sleep(0.05)
+                shown = (await http.get(f"{base}/v1/webhooks/{hook['id']}", headers=ADMIN)).json()
         assert shown["acknowledged"] >= expected[-1]
         assert receiver.bad_signatures == 0
         assert receiver.attempts == len(expected) + 4
@@ -154,11 +157,10 @@ async def test_410_disables_and_bad_requests_are_refused(database: Database) -> 
             await http.post(base + "/v1/webhooks", json={"url": url, "after": 0}, headers=ADMIN)
         ).json()
         shown: dict[str, Any] = {}
-        for _ in range(100):
-            shown = (await http.get(f"{base}/v1/webhooks/{hook['id']}", headers=ADMIN)).json()
-            if shown["disabled"]:
-                break
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):  # until the delivery has met the 410
+            while not shown.get("disabled"):
+                await asyncio.sleep(0.05)
+                shown = (await http.get(f"{base}/v1/webhooks/{hook['id']}", headers=ADMIN)).json()
         assert "410" in shown["disabled"]
         assert shown["acknowledged"] == 0
         append_token = await http.post(
@@ -180,6 +182,22 @@ async def test_410_disables_and_bad_requests_are_refused(database: Database) -> 
 
 async def _gone(request: web.Request) -> web.Response:
     return web.Response(status=410)
+
+
+def test_a_body_that_is_not_a_webhook_raises_validation_failed() -> None:
+    assert WebhookIn.from_json(b'{"url": "http://127.0.0.1/h", "after": 3}').after == 3
+    for body, loc in [
+        (b"{", ["body"]),
+        (b'{"url": "http://127.0.0.1/h", "after": NaN}', ["body"]),
+        (b'{"url": "not a url"}', ["body", "url"]),
+        (b'{"url": "http://127.0.0.1/h", "colour": "red"}', ["body", "colour"]),
+        (b'{"url": "http://127.0.0.1/h", "after": -1}', ["body", "after"]),
+    ]:
+        with pytest.raises(ValidationFailed) as raised:
+            WebhookIn.from_json(body)
+        assert raised.value.status == 422
+        assert raised.value.errors is not None
+        assert raised.value.errors[0]["loc"] == loc, body
 
 
 async def test_a_type_filter_delivers_the_amendments_of_what_it_passes(database: Database) -> None:
