@@ -4,9 +4,9 @@ What a Python user would pick instead of Timeline is the `eventsourcing` library
 SQLite or PostgreSQL persistence. This serves it the way its users would, behind the very
 application `timeline serve` runs, so that the two servers differ only in what stores the
 events: `create_app(settings)` builds the app (the same middlewares, the same
-`POST /v1/events` route and handler: token check, size limit, JSON parsing, pydantic
-validation by `timeline.routes.read_events`, then the 201 rendered by `created_response`), and
-only what sits behind the handler is swapped: our store, writer, feed and webhooks are never
+`POST /v1/events` route, guard and handler: token check, then size limit, JSON parsing,
+pydantic validation by `timeline.routes.read_events`, then the 201 rendered by
+`created_response`), and only what sits behind the handler is swapped: our store, writer, feed and webhooks are never
 opened; `app[WRITER]` is a `Peer`, whose `append` saves the validated events through an
 eventsourcing `Application`. Bearer tokens are checked by our `Tokens` against the
 TIMELINE_BOOTSTRAP_TOKEN (kept in memory here instead of our token table; both cache a token's

@@ -1,13 +1,14 @@
 """The benchmark's server: the real application plus one route that only the benchmark has.
 
 `POST /bench/validate` runs exactly what `POST /v1/events` runs before the store (token,
-size, JSON parsing, pydantic validation and defaults, via `timeline.routes.read_events`) and
+size, JSON parsing, pydantic validation and defaults: `timeline.endpoints.authorize`, then
+`timeline.routes.read_events`) and
 answers 201 with a body shaped and sized like the real one, but stores nothing: it is the
 upper bound ("the limit") that a durable append could reach on this machine.
 
-Run by bench/append.py (several on one port with --reuse-port, as `timeline serve --workers`
-does); it prints `port <n>` once it listens on 127.0.0.1, and stops on
-SIGTERM/SIGINT or when the process that started it goes away. The admin token comes from
+Run by the append workloads (bench/workloads/appends.py; several on one port with
+--reuse-port, as `timeline serve --workers` does); it prints `port <n>` once it listens on
+127.0.0.1, and stops on SIGTERM/SIGINT or when the process that started it goes away. The admin token comes from
 TIMELINE_BOOTSTRAP_TOKEN, like `timeline serve`.
 """
 
@@ -29,6 +30,7 @@ from events.waits import set_within
 from timeline import logs
 from timeline.app import create_app
 from timeline.config import Settings
+from timeline.endpoints import authorize
 from timeline.routes import created_response, read_events
 from timeline.runner import Runner
 
@@ -49,6 +51,7 @@ def _fake_recorded(events: list[NewEvent]) -> list[LogEntry]:
 
 
 async def post_validate(request: web.Request) -> web.Response:
+    await authorize(request, "append")
     events = await read_events(request)
     return created_response(Appended(_fake_recorded(events), created=True))
 

@@ -98,12 +98,12 @@ class LogEntry:
     recorded: str
     hash: str
 
-    def _json(self, hash_part: str) -> str:
+    def _json(self, hash_part: str, status_part: str = "") -> str:
         return (
             f'{{"company":"{self.company}","confidence":"{self.confidence}",'
             f'"data":{self.data_json},{hash_part}"id":"{self.id}",'
             f'"occurred":{self.occurred_json},"position":{self.position},'
-            f'"recorded":"{self.recorded}","source":{self.source_json or "null"},'
+            f'"recorded":"{self.recorded}","source":{self.source_json or "null"},{status_part}'
             f'"type":"{self.type}","version":{self.version}}}'
         )
 
@@ -114,6 +114,10 @@ class LogEntry:
     def to_json(self) -> str:
         """The event as the API returns it: the hashed fields plus `hash`."""
         return self._json(f'"hash":"{self.hash}",')
+
+    def to_json_with_status(self, status: str) -> str:
+        """The event as a company's timeline returns it: to_json() and its `status`."""
+        return self._json(f'"hash":"{self.hash}",', f'"status":"{status}",')
 
     @property
     def data(self) -> dict[str, Any]:

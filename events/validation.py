@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from events import types as t
 from events.canonical import canonical, canonical_without_floats, parse_json
@@ -18,6 +18,7 @@ from events.inputs import DEFAULT_CONFIDENCE, EventBatchIn, EventIn
 from events.mirror import mirror, mirror_type
 
 MAX_DATA_BYTES = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 _single = TypeAdapter[Any](EventIn)
 _batch = TypeAdapter(EventBatchIn)
@@ -25,6 +26,18 @@ _batch = TypeAdapter(EventBatchIn)
 # refuses goes to the models above, which accept it or say why not.
 _fast_single = TypeAdapter[Any](mirror_type(EventIn))
 _fast_batch = TypeAdapter[Any](mirror(EventBatchIn))
+
+
+def validate_model(raw: bytes, model: type[M], what: str) -> M:
+    """A JSON body → an instance of `model`, or ValidationFailed ("the body is not a valid
+    `what`") with the errors of the JSON or of the model."""
+    try:
+        return model.model_validate(parse_json(raw))
+    except ValidationError as exc:
+        errors = validation_errors(exc, ["body"])
+    except ValueError as exc:
+        errors = [{"loc": ["body"], "msg": f"invalid JSON: {exc}"}]
+    raise ValidationFailed(f"the body is not a valid {what}", errors=errors)
 
 
 def _clean_loc(loc: tuple[str | int, ...]) -> list[str | int]:

@@ -13,11 +13,12 @@ from projections.rebuild import ensure_built, projections
 from timeline import dashboard, limits, logs, metrics
 from timeline.auth import Tokens, add_bootstrap_token
 from timeline.config import MAX_BODY_BYTES, Settings
+from timeline.endpoints import guarded
 from timeline.feed import Hub
 from timeline.follower import Follower
 from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
 from timeline.problems import problems
-from timeline.routes import ENDPOINTS, strict_query
+from timeline.routes import ENDPOINTS
 from timeline.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_close_streams)
     for endpoint in ENDPOINTS:
-        app.router.add_route(endpoint.method, endpoint.path, strict_query(endpoint))
+        app.router.add_route(endpoint.method, endpoint.path, guarded(endpoint))
     dashboard.setup(app)
     return app
