@@ -10,6 +10,8 @@ from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
 STATIC = Path(__file__).resolve().parent / "static"
+# The page's script is ES modules, each a file here: a browser runs a module only when it comes
+# with a JavaScript type (and nosniff stops it guessing one for any file).
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",

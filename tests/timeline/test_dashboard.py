@@ -16,12 +16,22 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Request,
+    Response,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from tests.api import AiohttpClient, Api, make_api, problem
 from tests.databases import Database
 from tests.factories import event_in
-from timeline.dashboard import STATIC
+from timeline.dashboard import ASSETS, STATIC
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -72,9 +82,11 @@ async def test_the_page_is_served_with_its_headers_and_files(api: Api) -> None:
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     html = await response.text()
     linked = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sorted(set(linked)) == ["/static/app.js", "/static/favicon.svg", "/static/style.css"]
+    assert sorted(set(linked)) == ["/static/favicon.svg", "/static/main.js", "/static/style.css"]
+    # One script, the entry module; it imports the others (see the test of the imports below).
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script type="module" src="/static/main.js">']
     for path, content_type in [
-        ("/static/app.js", "text/javascript"),
+        ("/static/main.js", "text/javascript"),
         ("/static/style.css", "text/css"),
         ("/static/favicon.svg", "image/svg+xml"),
     ]:
@@ -84,19 +96,76 @@ async def test_the_page_is_served_with_its_headers_and_files(api: Api) -> None:
         assert asset.headers["Cache-Control"] == "no-cache"
         again = await api.client.get(path, headers={"If-None-Match": asset.headers["ETag"]})
         assert again.status == 304
-    for missing in ["/static/nope.js", "/static/..%2Fdashboard.py", "/static/index.htm"]:
+    for missing in [
+        "/static/nope.js",
+        "/static/app.js",  # the one script before the modules
+        "/static/..%2Fdashboard.py",
+        "/static/index.htm",
+    ]:
         await problem(await api.client.get(missing), 404, "not-found")
     await problem(await api.client.post("/"), 405, "bad-request")
 
 
+MODULES = sorted(path.name for path in STATIC.glob("*.js"))
+# `import { a, b } from "./x.js";` (over several lines, when long): the only imports the page has.
+IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"([^"]*)";', re.MULTILINE)
+
+
+def imports(module: str) -> list[str]:
+    """The modules a module imports, each checked to be a sibling file: `./name.js`."""
+    text = (STATIC / module).read_text()
+    found = IMPORT.findall(text)
+    # Every import statement is one the pattern read: no bare, default, namespace or dynamic
+    # import, and no re-export, slips past the checks below.
+    assert len(re.findall(r"^import\b", text, re.MULTILINE)) == len(found), module
+    assert not re.search(r"\bimport\s*\(|^export\s*(?:\*|\{[^}]*\})\s*from\b", text, re.M), module
+    for target in found:
+        assert re.fullmatch(r"\./[a-z]+\.js", target), (module, target)
+    return [target.removeprefix("./") for target in found]
+
+
 def test_the_page_writes_no_markup_and_loads_nothing_from_elsewhere() -> None:
-    script = (STATIC / "app.js").read_text()
-    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]:
-        assert sink not in script
-    for name in ["index.html", "app.js", "style.css"]:
+    assert "main.js" in MODULES and "app.js" not in MODULES
+    for module in MODULES:
+        script = (STATIC / module).read_text()
+        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]:
+            assert sink not in script, (module, sink)
+        # The modules share what they share through imports, not through the window; the one
+        # name the page puts there is its timings, for a look from outside.
+        shared = set(re.findall(r"\b(?:window|globalThis|self)\.(\w+)", script))
+        assert shared <= {"timelineTimings"}, module
+    for name in ["index.html", "style.css", *MODULES]:
         text = (STATIC / name).read_text()
         elsewhere = set(re.findall(r"https?://[^\s\"')]+", text)) - {"http://www.w3.org/2000/svg"}
         assert elsewhere == set(), name
+
+
+async def test_every_module_import_names_a_module_that_is_served(api: Api) -> None:
+    """A module script needs each file it imports served, with a JavaScript MIME type (the
+    browser refuses a module sent as anything else); every file in static/ is reached from the
+    entry, main.js, and none imports in a circle."""
+    reached: set[str] = set()
+    todo = ["main.js"]
+    while todo:
+        module = todo.pop()
+        if module in reached:
+            continue
+        reached.add(module)
+        for target in imports(module):
+            assert target in ASSETS, (module, target)
+            todo.append(target)
+    assert sorted(reached) == MODULES
+    waiting = {module: set(imports(module)) for module in MODULES}
+    while waiting:
+        ready = {module for module, targets in waiting.items() if not targets & waiting.keys()}
+        assert ready, f"an import circle, in or under: {sorted(waiting)}"
+        waiting = {module: targets for module, targets in waiting.items() if module not in ready}
+    for module in MODULES:
+        response = await api.client.get(f"/static/{module}")
+        assert response.status == 200, module
+        assert response.content_type == "text/javascript", module
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert await response.text() == (STATIC / module).read_text()
 
 
 async def test_access_token_authenticates_reads_only(
@@ -191,17 +260,51 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def open_page(browser: Browser) -> tuple[Page, list[str]]:
-    """A page, and the script errors and policy violations it reports as it goes."""
+def console_problem(message: ConsoleMessage) -> str | None:
+    """A policy violation, or an error the page did not ask for: a module that failed to load,
+    link or run. A read the server refused (the token test's 401) is logged by the browser as
+    a failed resource too, and the page shows it itself."""
+    if "Content Security Policy" in message.text:
+        return message.text
+    if message.type != "error":
+        return None
+    where = message.location.get("url", "")
+    if message.text.startswith("Failed to load resource") and "/static/" not in where:
+        return None
+    return f"console error: {message.text} ({where})"
+
+
+async def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    """The page at `url`, and the script errors and policy violations it reports as it goes.
+    Its modules are fetched, linked and run before the load event, so one that failed shows
+    here at once rather than as an element that never appears."""
     page = await browser.new_page(viewport={"width": 1440, "height": 900})
     problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+
+    def report(problem: str) -> None:
+        problems.append(problem)
+        # Also in the captured output of a test that fails before it checks `problems`.
+        print(f"the page reported: {problem}", file=sys.stderr)
+
+    def console(message: ConsoleMessage) -> None:
+        if found := console_problem(message):
+            report(found)
+
+    # A module the browser could not fetch is also said here, with its status.
+    def response(answer: Response) -> None:
+        if "/static/" in answer.url and answer.status >= 400:
+            report(f"{answer.status} for {answer.url}")
+
+    def failed(request: Request) -> None:
+        if "/static/" in request.url:
+            report(f"{request.failure} for {request.url}")
+
+    page.on("pageerror", lambda error: report(f"script error: {error}"))
+    page.on("console", console)
+    page.on("response", response)
+    page.on("requestfailed", failed)
+    await page.goto(url)
+    assert problems == [], problems
     return page, problems
 
 
@@ -231,8 +334,7 @@ async def test_the_dashboard_in_a_browser(database: Database, browser: Browser) 
     server = Server(database.url)
     await server.start()
     try:
-        page, problems = await open_page(browser)
-        await page.goto(server.url)
+        page, problems = await open_page(browser, server.url)
         await page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
         cards = page.locator("#chronology .card")
         status = page.locator("#status")
@@ -422,8 +524,7 @@ async def test_a_large_log_shows_its_newest_events_and_stays_fast(
         )
         oldest_shown = order[-20_000][0]
 
-        page, problems = await open_page(browser)
-        await page.goto(server.url)
+        page, problems = await open_page(browser, server.url)
         cards = page.locator("#chronology .card")
         await expect(page.locator("#status")).to_have_attribute("data-state", "live")
         await expect(page.locator("#count")).to_have_text("20000 events", timeout=15_000)
@@ -496,8 +597,7 @@ async def test_amendments_apply_in_the_order_they_came(tmp_path: Path, browser: 
     server = Server(tmp_path / "amend.db")
     await server.start()
     try:
-        page, problems = await open_page(browser)
-        await page.goto(server.url)
+        page, problems = await open_page(browser, server.url)
         cards = page.locator("#chronology .card")
         chronology = (await server.get("v1/chronology?limit=1000"))["events"]
         await expect(cards).to_have_count(len(chronology))
@@ -562,8 +662,7 @@ async def test_reads_behind_a_token_in_a_browser(tmp_path: Path, browser: Browse
     server = Server(tmp_path / "private.db", TIMELINE_READ_AUTH="1")
     await server.start()
     try:
-        page, problems = await open_page(browser)
-        await page.goto(server.url)
+        page, problems = await open_page(browser, server.url)
         # Without a token, the problem's detail is shown and the token form opens.
         await expect(page.locator("#error")).to_be_visible()
         await expect(page.locator("#error-title")).to_have_text("Unauthorized")

@@ -1,0 +1,206 @@
+// One company as of a date: GET /v1/companies/{company}?as_of=…, its lists, and apart the
+// events whose fuzzy range has begun but not ended by that day (possible).
+
+import { render } from "./chronology.js";
+import { api, showError } from "./data.js";
+import { $, h } from "./dom.js";
+import {
+  TYPES,
+  confidenceBadge,
+  dayNumber,
+  describe,
+  describeDate,
+  isoDay,
+  joined,
+  list,
+  n,
+  resolveAsOf,
+  shownDate,
+  today,
+} from "./format.js";
+import { saveHash, state } from "./state.js";
+
+// The company state's lists, each with the event type its items come from.
+const SECTIONS = [
+  ["models", "Models", "model.launched", "model"],
+  ["teams", "Teams", "team.formed", "team"],
+  ["filings", "Filings", "filing.passed", "filing"],
+  ["letters", "Letters", "ceo.letter", "letter"],
+  ["statements", "Statements", "statement.made", "statement"],
+  ["integrations", "Integrations", "product.integrated", "integration"],
+  ["financials", "Financials", "financial.report", "financial report"],
+];
+
+export function selectCompany(company, asOf) {
+  state.selected = company;
+  if (asOf !== undefined) {
+    state.asOf = asOf;
+    $("#as-of").value = asOf;
+  }
+  saveHash();
+  render();
+  loadCompany();
+}
+
+export function setAsOf(text) {
+  const resolved = resolveAsOf(text);
+  const note = $("#as-of-note");
+  if (resolved.error) {
+    note.textContent = resolved.error;
+    note.classList.add("invalid");
+    return;
+  }
+  note.classList.remove("invalid");
+  state.asOf = resolved.day;
+  note.textContent = resolved.note ? `${resolved.day}, ${resolved.note}` : "";
+  saveHash();
+  render();
+  loadCompany();
+}
+
+export function stepAsOf(days) {
+  const day = isoDay(dayNumber(state.asOf || today()) + days);
+  $("#as-of").value = day;
+  setAsOf(day);
+}
+
+export async function loadCompany() {
+  const view = $("#company-view");
+  const seq = ++state.companySeq;
+  if (!state.selected) {
+    view.replaceChildren(
+      h("p", { class: "empty" }, "Pick a company, or click its lane or its name on a card."),
+    );
+    return;
+  }
+  const query = new URLSearchParams();
+  if (state.asOf) query.set("as_of", state.asOf);
+  view.setAttribute("aria-busy", "true");
+  try {
+    const found = await api(`/v1/companies/${encodeURIComponent(state.selected)}?${query}`);
+    if (seq === state.companySeq) view.replaceChildren(...companyView(found));
+  } catch (problem) {
+    if (seq !== state.companySeq) return;
+    view.replaceChildren(
+      h(
+        "div",
+        { class: "problem", role: "alert" },
+        h("strong", {}, problem.title),
+        " ",
+        problem.detail || problem.message,
+      ),
+    );
+    if (problem.status === 401 || problem.status === 403 || problem.status === 0)
+      showError(problem);
+  } finally {
+    if (seq === state.companySeq) view.removeAttribute("aria-busy");
+  }
+}
+
+function stateItem(type, item, possible) {
+  const about = describe(type, item);
+  return h(
+    "li",
+    { class: possible ? "item possible" : "item", "data-id": item.id, "data-type": type },
+    h(
+      "div",
+      { class: "card-meta" },
+      h(
+        "time",
+        { class: "date", datetime: item.occurred.lo, title: describeDate(item.occurred) },
+        shownDate(item.occurred),
+      ),
+      possible &&
+        h(
+          "span",
+          {
+            class: "possible-badge",
+            title: "its date range has begun but not ended by the as-of day",
+          },
+          "possible",
+        ),
+      possible && h("span", { class: "type", "data-type": type }, TYPES[type] || type),
+      confidenceBadge(item.confidence),
+    ),
+    h("p", { class: "title" }, about.title),
+    about.summary && h("p", { class: "summary" }, about.summary),
+    (about.facts || []).filter(Boolean).map((fact) => h("p", { class: "fact" }, fact)),
+    possible && h("p", { class: "fact" }, `somewhere in ${describeDate(item.occurred)}`),
+  );
+}
+
+function companyView(found) {
+  const nodes = [
+    h(
+      "div",
+      { class: "company-head" },
+      h("h3", { class: "company-name" }, found.name),
+      h("p", { class: "muted" }, joined([found.company, list(found.aliases)])),
+      h(
+        "p",
+        { class: "known" },
+        `As of ${found.as_of} · known at position ${found.known_at.position}` +
+          ` · version ${found.version}`,
+      ),
+    ),
+  ];
+  const counts = SECTIONS.map(([key, label, , one]) => [n(found[key]), label, one]).filter(
+    ([count]) => count,
+  );
+  nodes.push(
+    h(
+      "p",
+      { class: "chips" },
+      counts.map(([count, label, one]) =>
+        h("span", { class: "chip" }, `${count} ${count === 1 ? one : label.toLowerCase()}`),
+      ),
+    ),
+  );
+  for (const [key, label, type] of SECTIONS) {
+    const items = found[key] || [];
+    if (!items.length) continue;
+    nodes.push(
+      h(
+        "section",
+        { class: "state-section", "data-section": key },
+        h("h4", {}, label),
+        h(
+          "ol",
+          { class: "items" },
+          items.map((item) => stateItem(type, item, false)),
+        ),
+      ),
+    );
+  }
+  const possible = found.possible || [];
+  if (possible.length) {
+    nodes.push(
+      h(
+        "section",
+        { class: "state-section possible-section", "data-section": "possible" },
+        h("h4", {}, `Possible by ${found.as_of}`),
+        h(
+          "p",
+          { class: "hint" },
+          "Fuzzy dates whose range has begun but not ended: " +
+            "these may or may not have happened yet.",
+        ),
+        h(
+          "ol",
+          { class: "items" },
+          possible.map((item) => stateItem(item.type, item, true)),
+        ),
+      ),
+    );
+  }
+  if (!counts.length && !possible.length) {
+    nodes.push(
+      h(
+        "p",
+        { class: "empty" },
+        `Nothing about ${found.name} is known to have happened by ${found.as_of}.`,
+      ),
+    );
+  }
+  return nodes;
+}

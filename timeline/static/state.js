@@ -1,0 +1,63 @@
+// The page's state, one object every module reads and changes: the loaded events, the companies,
+// the view (filters, order, company, as-of) and the live feed's bookkeeping. The address keeps
+// the view, so a view can be bookmarked or shared.
+
+import { $ } from "./dom.js";
+import { resolveAsOf } from "./format.js";
+
+export const MAX_EVENTS = 20000; // past this, the page keeps the newest events
+export const RENDER_STEP = 500; // cards drawn at a time; "Show more" adds as many again
+
+export const state = {
+  events: new Map(), // id → the event in effective form, as the chronology gives it
+  list: [], // the same events in (lo, hi, position) order
+  seen: new Set(), // the companies of the loaded events
+  total: 0, // the log's effective events, loaded or not (the companies' counts)
+  limit: RENDER_STEP, // how many cards are drawn
+  generation: 0, // bumped by each fresh load: answers for an older one are dropped
+  anchor: null, // {position, hash} of the last event seen: a reconnect checks it
+  companies: new Map(), // slug → {company, name, events, first, last}
+  known: 0, // the position the chronology was read at
+  lastId: null, // the last SSE id received
+  truncated: false,
+  filters: { company: "", type: "" },
+  newestFirst: true,
+  allYears: false,
+  selected: "",
+  asOf: "", // YYYY-MM-DD, or "" for today
+  fresh: new Set(),
+  source: null,
+  retryMs: 1000,
+  retryTimer: null,
+  companySeq: 0,
+};
+
+export const companyName = (slug) => state.companies.get(slug)?.name || slug;
+
+const timings = { receive: [], render: [], lanes: [] };
+window.timelineTimings = timings; // the page's own measurements, to read from outside
+export const measure = (name, started) => {
+  timings[name].push(performance.now() - started);
+  if (timings[name].length > 100) timings[name].shift();
+};
+
+// ---- the address keeps the view
+
+export function saveHash() {
+  const query = new URLSearchParams();
+  if (state.selected) query.set("company", state.selected);
+  if (state.asOf) query.set("as_of", state.asOf);
+  if (state.filters.company) query.set("filter_company", state.filters.company);
+  if (state.filters.type) query.set("filter_type", state.filters.type);
+  history.replaceState(null, "", query.toString() ? `#${query}` : location.pathname);
+}
+
+export function loadHash() {
+  const query = new URLSearchParams(location.hash.slice(1));
+  state.selected = query.get("company") || "";
+  state.filters.company = query.get("filter_company") || "";
+  state.filters.type = query.get("filter_type") || "";
+  const asOf = resolveAsOf(query.get("as_of") || "");
+  state.asOf = asOf.day || "";
+  $("#as-of").value = state.asOf;
+}
