@@ -3,15 +3,15 @@
 What a Python user would pick instead of Timeline is the `eventsourcing` library (v9) on its
 SQLite or PostgreSQL persistence. This serves it the way its users would, behind the very
 application `timeline serve` runs, so that the two servers differ only in what stores the
-events: `create_app(settings)` builds the app (the same middlewares, the same
-`POST /v1/events` route, guard and handler: token check, then size limit, JSON parsing,
-pydantic validation by `timeline.routes.read_events`, then the 201 rendered by
-`created_response`), and only what sits behind the handler is swapped: our store, writer, feed and webhooks are never
-opened; `app[WRITER]` is a `Peer`, whose `append` saves the validated events through an
-eventsourcing `Application`. Bearer tokens are checked by our `Tokens` against the
-TIMELINE_BOOTSTRAP_TOKEN (kept in memory here instead of our token table; both cache a token's
-scope for 5 s). `/healthz` answers the notification log's head; the read endpoints are not
-served (they need our store).
+events: `create_app(settings)` builds the app (the same middlewares, the same `POST
+/v1/events` route, guard and handler: token check, then size limit, JSON parsing, pydantic
+validation by `timeline.routes.read_events`, then the 201 rendered by `created_response`),
+and only what sits behind the handler is swapped: our store, writer, feed and webhooks are
+never opened; `app[WRITER]` is a `Peer`, whose `append` saves the validated events through
+an eventsourcing `Application`. Bearer tokens are checked by our `Tokens` against the
+TIMELINE_BOOTSTRAP_TOKEN (kept in memory here instead of our token table; both cache a
+token's scope for 5 s). `/healthz` answers the notification log's head; the read endpoints
+are not served (they need our store).
 
 The domain model: one `Company` aggregate per company named in the events (its id a UUID5 of
 the slug). Every fact is one aggregate event holding the validated event's fields (event_id,
@@ -89,7 +89,7 @@ from events.validation import validate_body
 from timeline.app import create_app
 from timeline.auth import Tokens, digest
 from timeline.config import Settings
-from timeline.feed import Hub
+from timeline.hub import Hub
 from timeline.keys import HUB, STORE, TOKENS, WRITER
 
 PAGE = 1000  # notifications `rebuild_rate` selects at once

@@ -8,8 +8,8 @@ upper bound ("the limit") that a durable append could reach on this machine.
 
 Run by the append workloads (bench/workloads/appends.py; several on one port with
 --reuse-port, as `timeline serve --workers` does); it prints `port <n>` once it listens on
-127.0.0.1, and stops on SIGTERM/SIGINT or when the process that started it goes away. The admin token comes from
-TIMELINE_BOOTSTRAP_TOKEN, like `timeline serve`.
+127.0.0.1, and stops on SIGTERM/SIGINT or when the process that started it goes away. The
+admin token comes from TIMELINE_BOOTSTRAP_TOKEN, like `timeline serve`.
 """
 
 from __future__ import annotations

@@ -137,15 +137,15 @@ class LogStore(EventStore):
 
     # The contract, written once.
 
-    async def run(self, work: Callable[[Transaction], T]) -> T:
+    async def write_transaction(self, work: Callable[[Transaction], T]) -> T:
         return await asyncio.wrap_future(self._transaction(work))
 
     async def append_many(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> list[Appended | TimelineError]:
-        return await asyncio.wrap_future(self.start(batches))
+        return await asyncio.wrap_future(self.submit_appends(batches))
 
-    def start(
+    def submit_appends(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> concurrent.futures.Future[list[Appended | TimelineError]]:
         ids, companies = GroupPlan.lookups(batches)
@@ -176,7 +176,7 @@ class LogStore(EventStore):
             self._remember(plan)
             return len(created)
 
-        return await self.run(work)
+        return await self.write_transaction(work)
 
     def _plan(self, tx: Transaction, ids: Iterable[str], companies: Iterable[str]) -> GroupPlan:
         head = self._head(tx)
@@ -188,7 +188,9 @@ class LogStore(EventStore):
         if unseen:
             found = self._versions(tx, unseen)
             versions.update((company, found.get(company, 0)) for company in unseen)
-        return GroupPlan(head=head, known=self._lookup(tx, ids), versions=versions, now=timestamp())
+        return GroupPlan(
+            head=head, stored=self._lookup(tx, ids), versions=versions, now=timestamp()
+        )
 
     def _remember(self, plan: GroupPlan) -> None:
         """Keep the versions a transaction planned with, valid once it commits (a failure
@@ -319,7 +321,7 @@ class LogStore(EventStore):
                 (digest, scope, label, timestamp()),
             )
 
-        await self.run(work)
+        await self.write_transaction(work)
 
     async def token_scope(self, digest: str) -> str | None:
         rows = await self.query(
@@ -349,13 +351,13 @@ class LogStore(EventStore):
                 )
             return found
 
-        return await self.run(work)
+        return await self.write_transaction(work)
 
     async def token_used(self, digest: str, moment: str) -> None:
         def work(tx: Transaction) -> None:
             tx.execute("UPDATE tokens SET last_used = ? WHERE digest = ?", (moment, digest))
 
-        await self.run(work)
+        await self.write_transaction(work)
 
     async def schema_version(self) -> int:
         rows = await self.query("SELECT MAX(version) FROM schema_version")

@@ -28,11 +28,11 @@ from events.validation import correct_against, validate_body
 class GroupPlan:
     """Plans the batches of one transaction against the log as it stands: idempotency,
     amendment targets and expected versions, then positions, versions and the chain; or
-    checks restored entries against it. `known` holds the stored events among the ids and
+    checks restored entries against it. `stored` holds the stored events among the ids and
     targets the group mentions."""
 
     head: Head
-    known: dict[str, LogEntry]
+    stored: dict[str, LogEntry]
     versions: dict[str, int]
     now: str = field(default_factory=timestamp)
     rows: list[LogEntry] = field(default_factory=list)
@@ -61,7 +61,7 @@ class GroupPlan:
             return error
 
     def _add(self, batch: Sequence[NewEvent]) -> Appended:
-        stored = [self.known.get(event.id) for event in batch]
+        stored = [self.stored.get(event.id) for event in batch]
         if any(entry is not None for entry in stored):
             return self._replay(batch, stored)
         batch = self._check_targets(batch)
@@ -86,7 +86,7 @@ class GroupPlan:
 
     def _normalized(self, event: NewEvent) -> NewEvent:
         target_id = event.target if event.type == "event.corrected" else None
-        target = self.known.get(target_id) if target_id is not None else None
+        target = self.stored.get(target_id) if target_id is not None else None
         if target is None:
             return event
         try:
@@ -107,7 +107,7 @@ class GroupPlan:
     def _check_target(self, event: NewEvent, earlier: dict[str, NewEvent]) -> NewEvent:
         target_id = event.target
         assert target_id is not None
-        target: NewEvent | LogEntry | None = earlier.get(target_id) or self.known.get(target_id)
+        target: NewEvent | LogEntry | None = earlier.get(target_id) or self.stored.get(target_id)
         loc = [*event.loc, "data", "target"]
         if target is None:
             problem = f"target {target_id} is not a stored event nor an earlier one in the batch"
@@ -137,14 +137,14 @@ class GroupPlan:
         head = self.head
         recorded = max(self.now, head.recorded or "")
         position = head.position
-        versions, known = self.versions, self.known
+        versions, stored = self.versions, self.stored
         created: list[LogEntry] = []
         for event in batch:
             position += 1
             version = versions.get(event.company, 0) + 1
             entry = event.recorded_as(position, version, recorded)
             versions[event.company] = version
-            known[event.id] = entry
+            stored[event.id] = entry
             created.append(entry)
         self.head = Head(position, chain_many(head.hash, created), recorded)
         self.rows.extend(created)
@@ -191,10 +191,10 @@ class GroupPlan:
                 f"position {position} does not continue the log, whose head is {head.position}",
                 head=head.position,
             )
-        if entry.id in self.known:
+        if entry.id in self.stored:
             raise IdConflict(
                 f"event id {entry.id} is already stored at position "
-                f"{self.known[entry.id].position}",
+                f"{self.stored[entry.id].position}",
                 id=entry.id,
             )
         if isinstance(event, ValidationFailed):
@@ -231,7 +231,7 @@ class GroupPlan:
                 "or it does not follow the one before it"
             )
         self.versions[event.company] = version
-        self.known[event.id] = restored
+        self.stored[event.id] = restored
         self.head = Head(position, restored.hash, restored.recorded)
         return restored
 

@@ -180,7 +180,7 @@ class EventStore(ABC):
         that fails gets its error in the result list and stores nothing."""
 
     @abstractmethod
-    def start(
+    def submit_appends(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> concurrent.futures.Future[list[Appended | TimelineError]]:
         """`append_many`, started now, callable from any thread; the returned future holds
@@ -253,7 +253,7 @@ class EventStore(ABC):
         For the projections' own named queries, which know their tables."""
 
     @abstractmethod
-    async def run(self, work: Callable[[Transaction], T]) -> T:
+    async def write_transaction(self, work: Callable[[Transaction], T]) -> T:
         """Run `work` in one exclusive write transaction on the writer's thread: committed
         when it returns, rolled back when it raises."""
 

@@ -109,21 +109,23 @@ class Subscriptions:
         def insert(tx: Transaction) -> None:
             tx.execute(f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
 
-        await self.store.run(insert)
+        await self.store.write_transaction(insert)
 
     async def remove(self, hook_id: str) -> None:
-        await self.store.run(lambda tx: tx.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,)))
+        await self.store.write_transaction(
+            lambda tx: tx.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
+        )
 
     async def acknowledge(self, hook: Webhook, position: int) -> None:
         """Record that every event the hook wants up to `position` was delivered."""
         hook.acked = position
-        await self.store.run(
+        await self.store.write_transaction(
             lambda tx: tx.execute("UPDATE webhooks SET acked = ? WHERE id = ?", (position, hook.id))
         )
 
     async def disable(self, hook: Webhook, reason: str) -> None:
         hook.disabled = reason
-        await self.store.run(
+        await self.store.write_transaction(
             lambda tx: tx.execute(
                 "UPDATE webhooks SET disabled = ? WHERE id = ?", (reason, hook.id)
             )

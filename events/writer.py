@@ -154,7 +154,7 @@ class GroupWriter:
             return
         assert loop is not None
         try:
-            started = self.store.start([item.batch for item in group])
+            started = self.store.submit_appends([item.batch for item in group])
         except Exception as exc:  # the store could not even start: this group fails alone
             loop.call_soon_threadsafe(self._deliver, group, size, exc)
             self._dispatch()

@@ -27,7 +27,7 @@ async def rebuild(
     def work(tx: Transaction) -> None:
         schema.rebuild_projections(tx, kept, progress)
 
-    await store.run(work)
+    await store.write_transaction(work)
     return (await store.head()).position  # positions are gapless: the log's length
 
 

@@ -14,8 +14,8 @@ from timeline import dashboard, limits, logs, metrics
 from timeline.auth import Tokens, add_bootstrap_token
 from timeline.config import MAX_BODY_BYTES, Settings
 from timeline.endpoints import guarded
-from timeline.feed import Hub
 from timeline.follower import Follower
+from timeline.hub import Hub
 from timeline.keys import HUB, METRICS, SETTINGS, STORE, TOKENS, WEBHOOKS, WRITER
 from timeline.problems import problems
 from timeline.routes import ENDPOINTS

@@ -24,9 +24,6 @@ from timeline.hub import Hub, Subscriber
 from timeline.runner import ON_DISCONNECT
 from timeline.sse import PING, RETRY, Commit, checkpoint, frame, message
 
-# The hub is imported from here too (the app, its keys and metrics, the benchmarks' peer).
-__all__ = ["Hub", "Stream", "StreamRequest", "parse_last_event_id", "stream"]
-
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500

@@ -7,14 +7,12 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from events.canonical import parse_json
-from events.errors import ValidationFailed
 from events.store import timestamp
 from events.subscriptions import Subscriptions, Webhook
 from events.types import Slug
-from events.validation import validation_errors
+from events.validation import validate_model
 from timeline.filters import start_after
 from timeline.signing import new_secret
 
@@ -33,15 +31,7 @@ class WebhookIn(BaseModel):
     def from_json(cls, raw: bytes) -> WebhookIn:
         """A request body as a subscription, or ValidationFailed (422) saying what is wrong
         where (invalid JSON included)."""
-        try:
-            return cls.model_validate(parse_json(raw))
-        except ValueError as exc:
-            errors = (
-                validation_errors(exc, ["body"])
-                if isinstance(exc, ValidationError)
-                else [{"loc": ["body"], "msg": f"invalid JSON: {exc}"}]
-            )
-            raise ValidationFailed("the body is not a valid webhook", errors=errors) from None
+        return validate_model(raw, cls, "webhook")
 
 
 async def create(subscriptions: Subscriptions, spec: WebhookIn) -> Webhook:

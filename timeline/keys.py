@@ -9,7 +9,7 @@ from events.store import EventStore
 from events.writer import GroupWriter
 from timeline.auth import Tokens
 from timeline.config import Settings
-from timeline.feed import Hub
+from timeline.hub import Hub
 from timeline.webhooks import Webhooks
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from events.writer import GroupWriter
 from timeline import logs
-from timeline.feed import Hub
+from timeline.hub import Hub
 from timeline.problems import PROBLEM_TYPE
 from timeline.webhooks import Webhooks
 

@@ -16,12 +16,13 @@ from events.entries import LogEntry, NewEvent
 from events.errors import NotFound, TooLarge
 from events.inputs import EventBatchIn, EventIn
 from events.store import Appended
-from events.validation import validate_json_body, validate_model
+from events.validation import validate_json_body
 from projections import state
 from projections.chronology import Cursor, chronology
 from timeline import __version__, feed, metrics, models
 from timeline.config import MAX_BODY_BYTES
 from timeline.endpoints import Endpoints
+from timeline.hooks import WebhookIn
 from timeline.keys import HUB, METRICS, SETTINGS, STORE, WEBHOOKS, WRITER
 from timeline.limits import stream_slot
 from timeline.openapi import document
@@ -54,7 +55,6 @@ from timeline.params import (
     query_optional_int,
     query_types,
 )
-from timeline.webhooks import WebhookIn
 
 ENDPOINTS = Endpoints()
 
@@ -325,7 +325,7 @@ async def get_health(request: web.Request) -> web.Response:
     errors=(401, 403, 409, 413, 422),
 )
 async def post_webhook(request: web.Request) -> web.Response:
-    spec = validate_model(await request.read(), WebhookIn, "webhook")
+    spec = WebhookIn.from_json(await request.read())
     hook = await request.app[WEBHOOKS].create(spec)
     return orjson_response(hook.public(with_secret=True), 201)
 

@@ -17,9 +17,6 @@ from timeline import hooks
 from timeline.delivery import Courier
 from timeline.hooks import WebhookIn
 
-# WebhookIn is imported from here too (the routes).
-__all__ = ["WebhookIn", "Webhooks"]
-
 log = logging.getLogger(__name__)
 
 

@@ -156,13 +156,13 @@ class _RefusesSecondGroup(SQLiteEventStore):
 
     started = 0
 
-    def start(
+    def submit_appends(
         self, batches: Sequence[Sequence[NewEvent]]
     ) -> Future[list[Appended | TimelineError]]:
         self.started += 1
         if self.started == 2:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return super().start(batches)
+        return super().submit_appends(batches)
 
 
 async def test_a_group_that_cannot_start_fails_alone_and_stop_still_returns(
