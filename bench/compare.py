@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from bench.data import MID_FACTS, Log, write_log
 from bench.harness import FULL, QUICK, SMOKE
@@ -57,6 +58,7 @@ from bench.machine import (
     pinned,
 )
 from bench.workloads.reads import _path_sets
+from events.sqlite import Synchronous
 
 DURABLE_PATH = "/v1/events"
 PACKAGES = ("bench", "events", "projections", "timeline")  # what a tree's server must import
@@ -108,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="import the benchmark's log of N events into both databases first, and read",
     )
-    p.add_argument("--synchronous", default="FULL", choices=("OFF", "NORMAL", "FULL", "EXTRA"))
+    p.add_argument("--synchronous", default="FULL", choices=get_args(Synchronous))
     p.add_argument("--no-pin", action="store_true", help="do not pin servers/client to CPUs")
     p.add_argument("--dir", type=Path, help="where to make the temporary databases")
     return p

@@ -20,11 +20,12 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Literal, cast
+from typing import cast, get_args
 
 from aiohttp import web
 
 from events.entries import LogEntry, NewEvent
+from events.sqlite import Synchronous
 from events.store import Appended, timestamp
 from events.waits import set_within
 from timeline import logs
@@ -34,7 +35,6 @@ from timeline.endpoints import authorize
 from timeline.routes import created_response, read_events
 from timeline.runner import Runner
 
-Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _FAKE_HASH = "f" * 64
 
 
@@ -108,7 +108,7 @@ async def serve_app(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="database URL, e.g. sqlite:////tmp/b.db")
-    parser.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default="FULL")
+    parser.add_argument("--synchronous", choices=get_args(Synchronous), default="FULL")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument(
         "--reuse-port", action="store_true", help="share the port with other servers (workers)"

@@ -15,12 +15,13 @@ import asyncio
 import concurrent.futures
 import operator
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from events.entries import LogEntry, NewEvent
-from events.errors import TimelineError
+from events.errors import StoreError, TimelineError
 from events.plan import GroupPlan, revalidated
 from events.store import (
     TOKEN_ID_LENGTH,
@@ -116,6 +117,21 @@ class LogStore(EventStore):
 
     # SQL giving an amendment's target id from its row's `data` (JSON text).
     TARGET_ID: str
+    # The driver's errors, which become domain errors (StoreError) here and only here.
+    DRIVER_ERROR: type[Exception]
+
+    @classmethod
+    def _refused(cls, exc: Exception) -> StoreError:
+        """The StoreError a driver error becomes."""
+        return StoreError(f"the database refused the operation ({type(exc).__name__})")
+
+    @classmethod
+    @asynccontextmanager
+    async def _translated(cls) -> AsyncIterator[None]:
+        try:
+            yield
+        except cls.DRIVER_ERROR as exc:
+            raise cls._refused(exc) from exc
 
     @abstractmethod
     def _transaction(self, work: Callable[[Transaction], T]) -> concurrent.futures.Future[T]:

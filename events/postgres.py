@@ -14,7 +14,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -119,24 +118,6 @@ def _translated(sql: str) -> str:
     if re.match(r"\s*(CREATE\s+TABLE|ALTER\s+TABLE)", sql, re.IGNORECASE):
         sql = _TEXT_COLUMN.sub('TEXT COLLATE "C"', sql)
     return sql
-
-
-def _refused(exc: psycopg.Error) -> StoreError:
-    # Driver errors become domain errors here and only here.
-    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
-        # No server answered (host, port, authentication): the driver's reason, which names
-        # no password, is what the operator needs.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return StoreError(f"cannot reach PostgreSQL: {reason}")
-    return StoreError(f"the database refused the operation ({type(exc).__name__})")
-
-
-@asynccontextmanager
-async def _translating() -> AsyncIterator[None]:
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise _refused(exc) from exc
 
 
 class _Tx(LogTransaction):
@@ -268,6 +249,16 @@ class PostgresEventStore(LogStore):
     # `target` is the last key at the top ("confidence", "data", "occurred", "reason" sort
     # before it), so the last `"target":"` of the text is it (a string's quotes are escaped).
     TARGET_ID = """substring(events.data from '.*"target":"([0-9a-f-]{36})"')"""
+    DRIVER_ERROR = psycopg.Error
+
+    @classmethod
+    def _refused(cls, exc: Exception) -> StoreError:
+        if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+            # No server answered (host, port, authentication): the driver's reason, which
+            # names no password, is what the operator needs.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return StoreError(f"cannot reach PostgreSQL: {reason}")
+        return super()._refused(exc)
 
     def __init__(
         self,
@@ -297,7 +288,7 @@ class PostgresEventStore(LogStore):
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-writer")
         loop = asyncio.get_running_loop()
         try:
-            async with _translating():
+            async with cls._translated():
                 writer = await loop.run_in_executor(thread, _create, url, projections, create)
                 pool = AsyncConnectionPool(
                     _conninfo(url),
@@ -335,7 +326,7 @@ class PostgresEventStore(LogStore):
         try:
             return self._attempt(work, retry=True)
         except psycopg.Error as exc:
-            raise _refused(exc) from exc
+            raise self._refused(exc) from exc
 
     def _attempt(self, work: Callable[[Transaction], T], *, retry: bool) -> T:
         if self._writer.broken or self._writer.closed:
@@ -387,7 +378,7 @@ class PostgresEventStore(LogStore):
                 await asyncio.sleep(0.1)
 
     async def lease(self, name: str) -> Lease | None:
-        async with _translating():
+        async with self._translated():
             db = await psycopg.AsyncConnection.connect(_conninfo(self._url), autocommit=True)
             try:
                 cursor = await db.execute(LEASE, (name,))
@@ -401,6 +392,6 @@ class PostgresEventStore(LogStore):
         return _SessionLease(db)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with _translating(), self._readers.connection() as db:
+        async with self._translated(), self._readers.connection() as db:
             cursor = await db.execute(_translated(sql), params)
             return await cursor.fetchall()

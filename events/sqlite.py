@@ -8,9 +8,8 @@ import contextlib
 import fcntl
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
@@ -18,7 +17,6 @@ import aiosqlite
 
 from events import schema
 from events.appender import LogStore, LogTransaction
-from events.errors import StoreError
 from events.store import Lease, Projection, Transaction
 
 # The log's own tables at schema.VERSION.
@@ -80,19 +78,6 @@ WAL_RESTART_PAGES = 4096
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 log = logging.getLogger(__name__)
-
-
-def _refused(exc: sqlite3.Error) -> StoreError:
-    # Driver errors become domain errors here and only here.
-    return StoreError(f"the database refused the operation ({type(exc).__name__})")
-
-
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise _refused(exc) from exc
 
 
 class _Tx(LogTransaction):
@@ -249,6 +234,7 @@ class SQLiteEventStore(LogStore):
     of their own, which WAL lets run beside the writer."""
 
     TARGET_ID = "json_extract(events.data, '$.target')"
+    DRIVER_ERROR = sqlite3.Error
 
     def __init__(
         self,
@@ -287,7 +273,7 @@ class SQLiteEventStore(LogStore):
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline-writer")
         loop = asyncio.get_running_loop()
         try:
-            async with _translated():
+            async with cls._translated():
                 writer = await loop.run_in_executor(
                     thread, _connect, target, synchronous, projections, create
                 )
@@ -334,7 +320,7 @@ class SQLiteEventStore(LogStore):
                     db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise _refused(exc) from exc
+            raise self._refused(exc) from exc
         return result
 
     async def lease(self, name: str) -> Lease | None:
@@ -349,5 +335,5 @@ class SQLiteEventStore(LogStore):
         return _FileLease(handle)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with _translated():
+        async with self._translated():
             return [tuple(row) for row in await self._reader.execute_fetchall(sql, params)]

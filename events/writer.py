@@ -1,5 +1,15 @@
 """Group commit: one writer commits whatever appends are queued as one transaction, then
-answers each caller. An append is acknowledged only after its commit."""
+answers each caller. An append is acknowledged only after its commit.
+
+An append, from the request to the answer, and why each hand-off:
+1. On the event loop, the handler validates the body (events.validation) and calls
+   GroupWriter.append, which queues it: concurrent requests share one commit and its fsync.
+2. The writer hands the queue to EventStore.submit_appends, which runs it on the backend's
+   writer thread: a transaction blocks in the driver, and the loop must keep serving.
+3. There, in one transaction, events.plan checks and positions each batch, the entries are
+   inserted and every projection applies them: no reader sees an entry without its projection.
+4. On commit, still on that thread, the next group starts at once; the loop then hands the
+   entries to the listeners (the live feed) in position order, and answers each caller."""
 
 from __future__ import annotations
 
@@ -190,6 +200,7 @@ class GroupWriter:
 
     def _wait_for_more(self) -> None:
         """Linger while appends keep arriving (see the class's docstring)."""
+        # Paired (bench/compare.py, 64 appenders, pinned), linger 0 -> 2 ms: x1.14 events/s.
         deadline = time.monotonic() + self._linger
         with self._lock:
             while self._queue and self._queued_events < self._max_group and not self._closing:

@@ -65,10 +65,6 @@ def range_status(lo: str, hi: str, as_of: date) -> Status | None:
     return None
 
 
-def status(fact: Fact, as_of: date) -> Status | None:
-    return range_status(fact.lo, fact.hi, as_of)
-
-
 def fold(
     company: str, facts: Iterable[Fact], as_of: date, *, include_possible: bool = False
 ) -> dict[str, Any]:
@@ -77,7 +73,7 @@ def fold(
     lists: dict[str, list[dict[str, Any]]] = {name: [] for name in STATE_LISTS}
     possible: list[dict[str, Any]] = []
     for fact in facts:
-        found = status(fact, as_of)
+        found = range_status(fact.lo, fact.hi, as_of)
         if found is None:
             continue
         if found == "possible":

@@ -10,7 +10,7 @@ from typing import Any
 from events.dates import FuzzyDate
 from events.entries import LogEntry
 from events.types import AMENDMENTS
-from projections.fold import Fact, Status, fold, status
+from projections.fold import Fact, Status, fold, range_status
 
 
 def effective(log: Iterable[LogEntry], known_at: int) -> dict[str, Fact | None]:
@@ -82,7 +82,7 @@ def timeline(
         return None
     found = []
     for fact in _live(log, known_at):
-        if fact.company == company and (state := status(fact, as_of)) is not None:
+        if fact.company == company and (state := range_status(fact.lo, fact.hi, as_of)) is not None:
             found.append((fact.id, state))
     return found
 

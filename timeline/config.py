@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events.sqlite import Synchronous
+
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
         default="json", description="`timeline serve`'s log lines: JSON objects, or text"
     )
     access_log: bool = Field(default=True, description="one log line per request")
-    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    sqlite_synchronous: Synchronous = "FULL"
     shutdown_timeout: float = 10.0
     max_pending_events: int = 100_000
     commit_linger_ms: float = Field(
