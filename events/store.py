@@ -72,7 +72,11 @@ class Transaction(Protocol):
 
 class Projection(Protocol):
     """A read model kept in the log's database and written in the same transaction as the
-    entries it folds, so no reader sees an entry whose projection is missing."""
+    entries it folds, so no reader sees an entry whose projection is missing.
+
+    Its SQL names its own tables, and of the others only the log's `events` (position, id,
+    type, company, occurred, lo, hi, data, source, confidence, version, recorded, hash), where
+    the entries `apply` is given already are: a projection may copy from it in SQL."""
 
     def tables(self) -> Sequence[str]:
         """The tables it keeps: a store creates them (`schema`, `indexes`) when one is
