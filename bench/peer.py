@@ -84,8 +84,9 @@ from bench.server import serve_app
 from events.backends import sqlite_path
 from events.entries import LogEntry, NewEvent
 from events.inputs import MAX_BATCH
-from events.store import Appended, EventStore, Head, timestamp
+from events.store import Appended, EventStore, Head
 from events.validation import validate_body
+from events.values import timestamp
 from timeline.app import create_app
 from timeline.auth import Tokens, digest
 from timeline.config import Settings

@@ -26,7 +26,8 @@ from aiohttp import web
 
 from events.entries import LogEntry, NewEvent
 from events.sqlite import Synchronous
-from events.store import Appended, timestamp
+from events.store import Appended
+from events.values import timestamp
 from events.waits import set_within
 from timeline import logs
 from timeline.app import create_app

@@ -1,11 +1,11 @@
 """LogStore: everything about the log that does not depend on the engine, written once.
 
-An append: `start` looks up what the group needs (ids, targets, company versions) inside the
-backend's write transaction, plans it (events.plan), inserts the new entries with the
-backend's bulk insert, folds them into every projection and commits, all in one trip to the
-writer's thread. A backend supplies only that transaction (`_transaction`: serialized, so
-positions are gapless and commit-ordered; driver errors translated), its reads (`query`) and
-its `close`. The log's SQL lives here, in the subset both backends speak, with `?`
+An append: `submit_appends` looks up what the group needs (ids, targets, company versions)
+inside the backend's write transaction, plans it (events.plan), inserts the new entries with
+the backend's bulk insert, folds them into every projection and commits, all in one trip to
+the writer's thread. A backend supplies only that transaction (`_transaction`: serialized,
+so positions are gapless and commit-ordered; driver errors translated), its reads (`query`)
+and its `close`. The log's SQL lives here, in the subset both backends speak, with `?`
 placeholders that a backend translates in one place.
 """
 
@@ -17,23 +17,16 @@ import operator
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any, TypeVar
 
+from events.chain import GENESIS, chain
 from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError
 from events.plan import GroupPlan, revalidated
-from events.store import (
-    TOKEN_ID_LENGTH,
-    Appended,
-    EventStore,
-    Head,
-    Projection,
-    TokenRecord,
-    Transaction,
-    timestamp,
-)
+from events.store import Appended, Head, Projection, Transaction, marks
+from events.tokens import TokenTable
 from events.types import AMENDMENTS
+from events.values import timestamp
 
 T = TypeVar("T")
 
@@ -46,8 +39,6 @@ MAX_VARIABLES = 900
 # Positions are 64-bit integers in both backends: a larger one a client asks for lies past the
 # head of any log, and is never handed to a driver (which would overflow).
 MAX_POSITION = 2**63 - 1
-TOKEN_COLUMNS = "digest, scope, label, created, last_used, revoked"
-HEX_DIGITS = "0123456789abcdef"
 # Companies whose version the writer remembers between transactions (see _plan).
 MAX_CACHED_VERSIONS = 100_000
 
@@ -74,11 +65,6 @@ _AMENDMENTS = sorted(AMENDMENTS)
 _row = operator.attrgetter(*LogEntry.__slots__)
 
 
-def marks(values: Sequence[object]) -> str:
-    """`?, ?, ?`: one placeholder per value."""
-    return ", ".join("?" * len(values))
-
-
 def _chunks(values: Iterable[str]) -> list[list[str]]:
     items = sorted(values)
     return [items[i : i + MAX_VARIABLES] for i in range(0, len(items), MAX_VARIABLES)]
@@ -100,7 +86,7 @@ class LogTransaction:
         return [LogEntry(*row) for row in rows]
 
 
-class LogStore(EventStore):
+class LogStore(TokenTable):
     """The backend-neutral EventStore: appends, restores, reads and tokens over the log's
     tables, through a backend's write transaction and reads."""
 
@@ -329,56 +315,29 @@ class LogStore(EventStore):
         rows = await self.query(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
         return LogEntry(*rows[0]) if rows else None
 
-    async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:
-        def work(tx: Transaction) -> None:
-            tx.execute(
-                "INSERT INTO tokens (digest, scope, label, created) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (digest) DO NOTHING",
-                (digest, scope, label, timestamp()),
-            )
-
-        await self.write_transaction(work)
-
-    async def token_scope(self, digest: str) -> str | None:
-        rows = await self.query(
-            "SELECT scope FROM tokens WHERE digest = ? AND revoked IS NULL", (digest,)
-        )
-        return str(rows[0][0]) if rows else None
-
-    async def tokens(self) -> list[TokenRecord]:
-        rows = await self.query(f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created, digest")
-        return [TokenRecord(*row) for row in rows]
-
-    async def revoke_token(self, token_id: str) -> TokenRecord | None:
-        if len(token_id) < TOKEN_ID_LENGTH or not set(token_id.lower()) <= set(HEX_DIGITS):
-            return None
-
-        def work(tx: Transaction) -> TokenRecord | None:
-            rows = tx.fetch(
-                f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest LIKE ?", (f"{token_id.lower()}%",)
-            )
-            if len(rows) != 1:
-                return None
-            found = TokenRecord(*rows[0])
-            if found.revoked is None:
-                found = replace(found, revoked=timestamp())
-                tx.execute(
-                    "UPDATE tokens SET revoked = ? WHERE digest = ?", (found.revoked, found.digest)
-                )
-            return found
-
-        return await self.write_transaction(work)
-
-    async def token_used(self, digest: str, moment: str) -> None:
-        def work(tx: Transaction) -> None:
-            tx.execute("UPDATE tokens SET last_used = ? WHERE digest = ?", (moment, digest))
-
-        await self.write_transaction(work)
-
     async def schema_version(self) -> int:
         rows = await self.query("SELECT MAX(version) FROM schema_version")
         return int(rows[0][0])
 
-    async def count_tokens(self) -> int:
-        rows = await self.query("SELECT COUNT(*) FROM tokens")
-        return int(rows[0][0])
+    async def verify(self, *, page: int = 5000, last: int | None = None) -> int | None:
+        """Recompute the chain over the whole log, or over its `last` entries (the first of
+        them chained to the stored hash of the one before): the first bad position, or None.
+        Positions must follow each other from 1 (or from the first of the `last`)."""
+        previous, expected = GENESIS, 1
+        head = (await self.head()).position
+        if last is not None and head > last:
+            expected = head - last + 1
+            before = await self.at([expected - 1])
+            if not before:
+                return expected - 1
+            previous = before[0].hash
+        while True:
+            events = await self.read(after=expected - 1, limit=page)
+            if not events:
+                return None
+            for event in events:
+                if event.position != expected:
+                    return expected
+                if chain(previous, event.hashed_json()) != event.hash:
+                    return event.position
+                previous, expected = event.hash, expected + 1

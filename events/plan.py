@@ -19,9 +19,10 @@ from events.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from events.store import Appended, Head, is_timestamp, timestamp
+from events.store import Appended, Head
 from events.types import AMENDMENTS
 from events.validation import correct_against, validate_body
+from events.values import is_timestamp, timestamp
 
 
 @dataclass

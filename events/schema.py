@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from events import subscriptions
 from events.errors import NotFound, SchemaMismatch, StoreError
-from events.store import Projection, Transaction, timestamp
+from events.store import Projection, Transaction
+from events.values import timestamp
 
 # The version of the schema this code writes. 1 is the schema of the releases before versions
 # were kept (a SQLite file with a log and no schema_version table).

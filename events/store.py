@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from events.chain import GENESIS, chain
+from events.chain import GENESIS
 from events.entries import LogEntry, NewEvent
 from events.errors import TimelineError
 
 T = TypeVar("T")
 # A long task's progress: (done, total).
 Progress = Callable[[int, int], None]
-
-TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +34,11 @@ class Appended:
 
     events: list[LogEntry]
     created: bool
+
+
+def marks(values: Sequence[object]) -> str:
+    """`?, ?, ?`: one placeholder per value, for SQL a Transaction or `query` runs."""
+    return ", ".join("?" * len(values))
 
 
 class Transaction(Protocol):
@@ -128,33 +128,6 @@ class TokenRecord:
 
 
 TOKEN_ID_LENGTH = 12
-
-
-# Digits beyond these are past any 64-bit position (and int() refuses over 4,300 of them).
-MAX_DIGITS = 20
-
-
-def natural(digits: str) -> int:
-    """ASCII digits as a number; more than MAX_DIGITS of them as 2**64, a number past every
-    position, version or limit a client can be answered for."""
-    return int(digits) if len(digits.lstrip("0")) <= MAX_DIGITS else 2**64
-
-
-def timestamp(moment: datetime | None = None) -> str:
-    """RFC 3339 UTC with microseconds, the one format of every time the server sets."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime(TIMESTAMP)
-
-
-def is_timestamp(text: str) -> bool:
-    """Whether `text` is a time in the one format `timestamp` writes."""
-    if _TIMESTAMP.fullmatch(text) is None:
-        return False
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
 
 
 class Lease(ABC):
@@ -305,25 +278,8 @@ class EventStore(ABC):
     async def close(self) -> None:
         """Release connections; pending writes are finished first."""
 
+    @abstractmethod
     async def verify(self, *, page: int = 5000, last: int | None = None) -> int | None:
         """Recompute the chain over the whole log, or over its `last` entries (the first of
         them chained to the stored hash of the one before): the first bad position, or None.
         Positions must follow each other from 1 (or from the first of the `last`)."""
-        previous, expected = GENESIS, 1
-        head = (await self.head()).position
-        if last is not None and head > last:
-            expected = head - last + 1
-            before = await self.at([expected - 1])
-            if not before:
-                return expected - 1
-            previous = before[0].hash
-        while True:
-            events = await self.read(after=expected - 1, limit=page)
-            if not events:
-                return None
-            for event in events:
-                if event.position != expected:
-                    return expected
-                if chain(previous, event.hashed_json()) != event.hash:
-                    return event.position
-                previous, expected = event.hash, expected + 1

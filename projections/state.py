@@ -11,8 +11,9 @@ import orjson
 
 from events.entries import LogEntry
 from events.errors import PositionConflict
-from events.store import EventStore, timestamp
+from events.store import EventStore
 from events.types import AMENDMENTS
+from events.values import timestamp
 from projections.fold import LISTS, STATE_LISTS, Status, range_status
 from projections.temporal import reads
 from projections.temporal.versions import CompanySummary

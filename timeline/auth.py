@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import SecretStr
 
 from events.errors import Forbidden, Unauthorized
-from events.store import EventStore, timestamp
+from events.store import EventStore
+from events.values import timestamp
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from aiohttp import HttpVersion11, web
 
 from events.entries import LogEntry
 from events.errors import BadRequest, TimelineError, Unavailable
-from events.store import EventStore, natural
+from events.store import EventStore
+from events.values import natural
 from projections import state
 from timeline.filters import EventFilter, start_after
 from timeline.hub import Hub, Subscriber

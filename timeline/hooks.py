@@ -9,10 +9,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from events.store import timestamp
 from events.subscriptions import Subscriptions, Webhook
 from events.types import Slug
 from events.validation import validate_model
+from events.values import timestamp
 from timeline.filters import start_after
 from timeline.signing import new_secret
 

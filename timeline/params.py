@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 from aiohttp import web
 
 from events.errors import BadRequest, NotFound
-from events.store import natural
 from events.types import EVENT_TYPES, SLUG_PATTERN
+from events.values import natural
 from timeline.openapi import Param
 
 _SLUG = re.compile(SLUG_PATTERN)

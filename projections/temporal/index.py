@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from events.entries import LogEntry
-from events.store import Progress, Transaction
+from events.store import Progress, Transaction, marks
 from events.types import AMENDMENTS
 from projections.temporal.tables import (
     AMENDMENT_TYPES,
@@ -18,7 +18,6 @@ from projections.temporal.tables import (
     SUMMARY_COLUMNS,
     SUMMARY_FIELDS,
     first_versions,
-    marks,
 )
 from projections.temporal.versions import CompanySummary, FactVersion, summarize
 

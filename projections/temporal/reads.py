@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from events.entries import LogEntry
-from events.store import EventStore
+from events.store import EventStore, marks
 from projections.temporal.spans import earliest
 from projections.temporal.tables import (
     EFFECTIVE,
@@ -16,7 +16,6 @@ from projections.temporal.tables import (
     LIVE_AT,
     SUMMARY_COLUMNS,
     effective,
-    marks,
 )
 from projections.temporal.versions import CompanySummary, FactVersion, summarize
 

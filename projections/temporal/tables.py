@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from events.entries import LogEntry
+from events.store import marks
 from events.types import AMENDMENTS
 from projections.temporal.spans import SPAN_KEY_SQL
 
@@ -73,10 +74,6 @@ INDEXES = (
 FACT_FIELDS = FACT_COLUMNS.split(", ")
 SUMMARY_FIELDS = SUMMARY_COLUMNS.split(", ")
 AMENDMENT_TYPES = sorted(AMENDMENTS)
-
-
-def marks(values: Sequence[object]) -> str:
-    return ", ".join("?" * len(values))
 
 
 # A fact's list item in company state as JSON text, after `{"id":"<id>",` (see reads.live_items),
