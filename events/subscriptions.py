@@ -1,5 +1,6 @@
 """Webhook subscriptions and their delivery cursors: the `webhooks` table and its SQL,
-behind the store. Delivery itself (HTTP, signing, retries) is timeline/webhooks.py's."""
+behind the store. Delivery itself (HTTP, signing, retries) is timeline's: delivery.py,
+signing.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS webhooks (
     created   TEXT NOT NULL
 )"""
 _COLUMNS = "id, url, companies, types, secret, acked, disabled, created"
-# A webhook's id: "wh_" and 24 hex digits (timeline.webhooks makes them).
+# A webhook's id: "wh_" and 24 hex digits (timeline.hooks makes them).
 _HOOK_ID = re.compile(r"wh_[0-9a-f]{24}")
 
 
