@@ -107,7 +107,7 @@ _QUOTED_MARK = re.compile(r"'[^']*[?%][^']*'")
 
 
 @functools.lru_cache(maxsize=4096)
-def _translated(sql: str) -> str:
+def _postgres_sql(sql: str) -> str:
     """The one place where the SQL both backends speak becomes PostgreSQL's: `?` placeholders
     become psycopg's `%s` (a literal `%` is doubled), and the text columns of a table created
     compare in byte order (COLLATE "C"), so that every ordering is SQLite's. Values travel
@@ -127,14 +127,14 @@ class _Tx(LogTransaction):
         self._cursor = db.cursor()
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cursor.execute(_translated(sql), params)
+        self._cursor.execute(_postgres_sql(sql), params)
         return self._cursor.fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cursor.execute(_translated(sql), params)
+        self._cursor.execute(_postgres_sql(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(_translated(sql), list(rows))
+        self._cursor.executemany(_postgres_sql(sql), list(rows))
 
     def insert(
         self,
@@ -393,5 +393,5 @@ class PostgresEventStore(LogStore):
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._translated(), self._readers.connection() as db:
-            cursor = await db.execute(_translated(sql), params)
+            cursor = await db.execute(_postgres_sql(sql), params)
             return await cursor.fetchall()

@@ -30,7 +30,7 @@ _HOOK_ID = re.compile(r"wh_[0-9a-f]{24}")
 
 
 @dataclass
-class Webhook:
+class Subscription:
     """A subscription: where to POST which events, and the last position acknowledged."""
 
     id: str
@@ -43,7 +43,7 @@ class Webhook:
     created: str
 
     @classmethod
-    def _from_row(cls, row: Sequence[Any]) -> Webhook:
+    def _from_row(cls, row: Sequence[Any]) -> Subscription:
         hook_id, url, companies, types, secret, acked, disabled, created = row
         return cls(
             id=hook_id,
@@ -83,19 +83,19 @@ class Subscriptions:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    async def all(self) -> list[Webhook]:
+    async def all(self) -> list[Subscription]:
         rows = await self.store.query(f"SELECT {_COLUMNS} FROM webhooks ORDER BY created, id")
-        return [Webhook._from_row(row) for row in rows]
+        return [Subscription._from_row(row) for row in rows]
 
-    async def get(self, hook_id: str) -> Webhook:
+    async def get(self, hook_id: str) -> Subscription:
         if _HOOK_ID.fullmatch(hook_id) is None:  # never handed to the driver (a NUL, ...)
             raise NotFound(f"no webhook {hook_id!r}")
         rows = await self.store.query(f"SELECT {_COLUMNS} FROM webhooks WHERE id = ?", (hook_id,))
         if not rows:
             raise NotFound(f"no webhook {hook_id!r}")
-        return Webhook._from_row(rows[0])
+        return Subscription._from_row(rows[0])
 
-    async def add(self, hook: Webhook) -> None:
+    async def add(self, hook: Subscription) -> None:
         values = (
             hook.id,
             hook.url,
@@ -117,14 +117,14 @@ class Subscriptions:
             lambda tx: tx.execute("DELETE FROM webhooks WHERE id = ?", (hook_id,))
         )
 
-    async def acknowledge(self, hook: Webhook, position: int) -> None:
+    async def acknowledge(self, hook: Subscription, position: int) -> None:
         """Record that every event the hook wants up to `position` was delivered."""
         hook.acked = position
         await self.store.write_transaction(
             lambda tx: tx.execute("UPDATE webhooks SET acked = ? WHERE id = ?", (position, hook.id))
         )
 
-    async def disable(self, hook: Webhook, reason: str) -> None:
+    async def disable(self, hook: Subscription, reason: str) -> None:
         hook.disabled = reason
         await self.store.write_transaction(
             lambda tx: tx.execute(

@@ -15,7 +15,7 @@ import orjson
 from events.entries import LogEntry
 from events.errors import BadRequest
 from events.store import EventStore
-from projections.state import KnownAt
+from projections.state import LogPoint
 from projections.temporal import reads
 
 
@@ -64,7 +64,7 @@ def fingerprint(
 
 async def chronology(
     store: EventStore,
-    known: KnownAt,
+    known: LogPoint,
     *,
     start: date | None = None,
     end: date | None = None,

@@ -16,11 +16,11 @@ from events.types import AMENDMENTS
 from events.values import timestamp
 from projections.fold import LISTS, STATE_LISTS, Status, range_status
 from projections.temporal import reads
-from projections.temporal.versions import CompanySummary
+from projections.temporal.versions import CompanyTally
 
 
 @dataclass(frozen=True, slots=True)
-class KnownAt:
+class LogPoint:
     """A point of transaction time: the log position S and when it was recorded."""
 
     position: int
@@ -30,12 +30,12 @@ class KnownAt:
         return {"position": self.position, "recorded": self.recorded}
 
 
-async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt:
+async def resolve(store: EventStore, known_at: int | datetime | None) -> LogPoint:
     """known_at (a position, an aware time, or None for the head) → the position S it means.
     One query in every case that succeeds."""
     if known_at is None:
         head = await store.head()
-        return KnownAt(head.position, head.recorded)
+        return LogPoint(head.position, head.recorded)
     if isinstance(known_at, datetime):
         if known_at > datetime.now(UTC):
             head = await store.head()
@@ -43,18 +43,18 @@ async def resolve(store: EventStore, known_at: int | datetime | None) -> KnownAt
                 "known_at is in the future; nothing is known there yet", head=head.position
             )
         found = await store.last_recorded_by(timestamp(known_at))
-        return KnownAt(found.position, found.recorded)
+        return LogPoint(found.position, found.recorded)
     if known_at == 0:
-        return KnownAt(0, None)
+        return LogPoint(0, None)
     entries = await store.at([known_at])
     if entries:
-        return KnownAt(known_at, entries[0].recorded)
+        return LogPoint(known_at, entries[0].recorded)
     # Positions are gapless: a positive position not in the log lies past its head.
     raise PositionConflict.past_head(known_at, (await store.head()).position)
 
 
 async def company_state(
-    store: EventStore, company: str, as_of: date, known: KnownAt, *, include_possible: bool
+    store: EventStore, company: str, as_of: date, known: LogPoint, *, include_possible: bool
 ) -> str | None:
     """GET /v1/companies/{company}, as JSON text; None when the company has no entry known
     at S. The fold of projections.fold, over the items' JSON texts as the facts keep them: a
@@ -95,7 +95,7 @@ def _text(value: Any) -> str:
 
 
 async def timeline(
-    store: EventStore, company: str, as_of: date, known: KnownAt
+    store: EventStore, company: str, as_of: date, known: LogPoint
 ) -> list[tuple[LogEntry, Status]] | None:
     """GET /v1/companies/{company}/timeline: effective events begun by as_of, with status."""
     if await store.version_at(company, known.position) == 0:
@@ -106,17 +106,17 @@ async def timeline(
 
 async def companies(
     store: EventStore, known_at: int | datetime | None
-) -> tuple[KnownAt, list[Any]]:
+) -> tuple[LogPoint, list[Any]]:
     """GET /v1/companies: from the summary kept at the head, or recounted for an older S."""
     position, recorded, summaries = await reads.summaries_at_head(store)
-    head = KnownAt(position, recorded)
+    head = LogPoint(position, recorded)
     known = head if known_at is None else await resolve(store, known_at)
     if known.position != head.position:
         summaries = await reads.summaries_at(store, known.position)
     return known, [_listed(summary) for summary in summaries]
 
 
-def _listed(summary: CompanySummary) -> dict[str, Any]:
+def _listed(summary: CompanyTally) -> dict[str, Any]:
     return {
         "company": summary.company,
         "name": summary.name or summary.company,

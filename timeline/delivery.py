@@ -13,7 +13,7 @@ import aiohttp
 
 from events.entries import LogEntry
 from events.errors import TimelineError
-from events.subscriptions import Subscriptions, Webhook
+from events.subscriptions import Subscription, Subscriptions
 from timeline import signing
 from timeline.filters import EventFilter
 
@@ -54,7 +54,7 @@ class Courier:
         self.delivered.pop(hook_id, None)
         self.failed.pop(hook_id, None)
 
-    async def deliver(self, hook: Webhook, wake: asyncio.Event) -> None:
+    async def deliver(self, hook: Subscription, wake: asyncio.Event) -> None:
         """Deliver what the webhook wants after its acknowledged position, then wait for
         `wake` (a commit) and go on; return when stopped or once the webhook is disabled."""
         wanted = EventFilter.of(hook.companies, hook.types)
@@ -79,7 +79,7 @@ class Courier:
                 continue
             await wake.wait()
 
-    async def _post(self, hook: Webhook, event: LogEntry) -> bool:
+    async def _post(self, hook: Subscription, event: LogEntry) -> bool:
         """Post the event until the receiver answers 2xx (True), or 410, which disables the
         webhook, or until stopped (False)."""
         assert self._http is not None

@@ -87,7 +87,7 @@ class Stream:
     async def render(self, event: LogEntry) -> bytes:
         if not self.params.include_state:
             return message(event)
-        known = state.KnownAt(event.position, event.recorded)
+        known = state.LogPoint(event.position, event.recorded)
         today = datetime.now(UTC).date()
         company = await state.company_state(
             self.store, event.company, today, known, include_possible=False

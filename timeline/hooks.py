@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from events.subscriptions import Subscriptions, Webhook
+from events.subscriptions import Subscription, Subscriptions
 from events.types import Slug
 from events.validation import validate_model
 from events.values import timestamp
@@ -34,12 +34,12 @@ class WebhookIn(BaseModel):
         return validate_model(raw, cls, "webhook")
 
 
-async def create(subscriptions: Subscriptions, spec: WebhookIn) -> Webhook:
+async def create(subscriptions: Subscriptions, spec: WebhookIn) -> Subscription:
     """Store a new webhook for `spec`, acknowledged up to `spec.after` or else the head
     (PositionConflict when `spec.after` is past the head)."""
     head = (await subscriptions.store.head()).position
     acked = start_after(spec.after, head)
-    hook = Webhook(
+    hook = Subscription(
         id="wh_" + secrets.token_hex(12),
         url=str(spec.url),
         companies=list(spec.company),

@@ -71,7 +71,7 @@ def event_list(events: Iterable[LogEntry]) -> str:
     return "[" + ",".join(event.to_json() for event in events) + "]"
 
 
-def _known_json(known: state.KnownAt) -> str:
+def _known_json(known: state.LogPoint) -> str:
     return orjson.dumps(known.as_json()).decode()
 
 
@@ -166,14 +166,14 @@ async def get_companies(request: web.Request) -> web.Response:
     return orjson_response({"companies": found, "known_at": known.as_json()})
 
 
-async def company_query(request: web.Request) -> tuple[str, date, state.KnownAt]:
+async def company_query(request: web.Request) -> tuple[str, date, state.LogPoint]:
     """The company, as_of and resolved known_at of a company endpoint."""
     company, as_of = company_param(request), query_as_of(request)
     known = await state.resolve(request.app[STORE], query_known_at(request))
     return company, as_of, known
 
 
-def unknown_company(company: str, known: state.KnownAt) -> NotFound:
+def unknown_company(company: str, known: state.LogPoint) -> NotFound:
     return NotFound(f"no event of company {company!r} is known at position {known.position}")
 
 

@@ -11,7 +11,7 @@ import logging
 from events import waits
 from events.errors import TimelineError
 from events.store import EventStore, Lease
-from events.subscriptions import Subscriptions, Webhook
+from events.subscriptions import Subscription, Subscriptions
 from events.waits import set_within
 from timeline import hooks
 from timeline.delivery import Courier
@@ -51,7 +51,7 @@ class Webhooks:
         self._lease: Lease | None = None
         # For /metrics: the webhooks this process delivers (their acknowledged positions give
         # the lag).
-        self.delivering: dict[str, Webhook] = {}
+        self.delivering: dict[str, Subscription] = {}
         self._deleted: set[str] = set()  # by this process (ids are never reused)
 
     @property
@@ -147,13 +147,13 @@ class Webhooks:
         self._wake_all()
         self._changed.set()
 
-    async def all(self) -> list[Webhook]:
+    async def all(self) -> list[Subscription]:
         return await self.subscriptions.all()
 
-    async def get(self, hook_id: str) -> Webhook:
+    async def get(self, hook_id: str) -> Subscription:
         return await self.subscriptions.get(hook_id)
 
-    async def create(self, spec: WebhookIn) -> Webhook:
+    async def create(self, spec: WebhookIn) -> Subscription:
         hook = await hooks.create(self.subscriptions, spec)
         self._changed.set()  # the leader, if this process is, takes it up now
         return hook
@@ -167,7 +167,7 @@ class Webhooks:
         self.courier.forget(hook_id)
         self._changed.set()
 
-    def _spawn(self, hook: Webhook) -> None:
+    def _spawn(self, hook: Subscription) -> None:
         self._wake[hook.id] = wake = asyncio.Event()
         self.delivering[hook.id] = hook
         self._tasks[hook.id] = asyncio.create_task(

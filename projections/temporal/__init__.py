@@ -3,5 +3,5 @@ positions [sys_from, sys_to) in which it was in effect, plus a per-company summa
 "Company C as of D known at S" is then one index range scan of C's rows, not a replay.
 
 tables: the schema and the SQL the modules share; spans: span keys, for the chronology's
-window; versions: FactVersion and CompanySummary; index: TemporalIndex, the projection that
+window; versions: FactVersion and CompanyTally; index: TemporalIndex, the projection that
 writes them; reads: the named queries."""

@@ -19,7 +19,7 @@ from projections.temporal.tables import (
     SUMMARY_FIELDS,
     first_versions,
 )
-from projections.temporal.versions import CompanySummary, FactVersion, summarize
+from projections.temporal.versions import CompanyTally, FactVersion, summarize
 
 # Company summaries a TemporalIndex keeps in memory between groups, at most.
 MAX_CACHED = 100_000
@@ -36,7 +36,7 @@ class TemporalIndex:
     """The Projection keeping `facts` (versions of effective events) and `companies`."""
 
     def __init__(self) -> None:
-        self._summaries: dict[str, CompanySummary] = {}
+        self._summaries: dict[str, CompanyTally] = {}
         self._summaries_at: int | None = None  # the log position they are the summaries at
 
     def tables(self) -> Sequence[str]:
@@ -122,10 +122,10 @@ class TemporalIndex:
                 f"SELECT {SUMMARY_COLUMNS} FROM companies WHERE company IN ({marks(missing)})",
                 missing,
             )
-            summaries.update((row[0], CompanySummary.from_row(row)) for row in stored)
+            summaries.update((row[0], CompanyTally.from_row(row)) for row in stored)
             for company in missing:
                 if company not in summaries:
-                    summaries[company] = CompanySummary(company)
+                    summaries[company] = CompanyTally(company)
         for event in events:
             if event.type not in AMENDMENTS:
                 summaries[event.company].add_fact(

@@ -17,7 +17,7 @@ from projections.temporal.tables import (
     SUMMARY_COLUMNS,
     effective,
 )
-from projections.temporal.versions import CompanySummary, FactVersion, summarize
+from projections.temporal.versions import CompanyTally, FactVersion, summarize
 
 
 async def live_items(
@@ -144,7 +144,7 @@ async def chronology_page(
     return [effective(row) for row in rows]
 
 
-async def summaries_at_head(store: EventStore) -> tuple[int, str | None, list[CompanySummary]]:
+async def summaries_at_head(store: EventStore) -> tuple[int, str | None, list[CompanyTally]]:
     """The summaries kept at the head, read with the head they are of (one statement)."""
     rows = await store.query(
         "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1), "
@@ -153,10 +153,10 @@ async def summaries_at_head(store: EventStore) -> tuple[int, str | None, list[Co
     )
     if not rows:
         return 0, None, []
-    return rows[0][0], rows[0][1], [CompanySummary.from_row(row[2:]) for row in rows]
+    return rows[0][0], rows[0][1], [CompanyTally.from_row(row[2:]) for row in rows]
 
 
-async def summaries_at(store: EventStore, known_at: int) -> list[CompanySummary]:
+async def summaries_at(store: EventStore, known_at: int) -> list[CompanyTally]:
     """The summaries as they stood at `known_at`, recounted from the facts in effect then."""
     companies = await store.companies_at(known_at)
     live = await store.query(f"SELECT {FACT_SELECT} WHERE {LIVE_AT}", (known_at, known_at))

@@ -1,5 +1,5 @@
 """The two shapes the temporal index keeps: a FactVersion (one version of an event's effective
-form, open from sys_from to sys_to) and a CompanySummary (a company at the head)."""
+form, open from sys_from to sys_to) and a CompanyTally (a company at the head)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class FactVersion:
 
 
 @dataclass(slots=True)
-class CompanySummary:
+class CompanyTally:
     """A company at the head: its live event count, first and last facts, and name."""
 
     company: str
@@ -124,7 +124,7 @@ class CompanySummary:
         return (self.company, self.events, *first, *last, self.name, *name_key)
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> CompanySummary:
+    def from_row(cls, row: Sequence[Any]) -> CompanyTally:
         company, events, *rest = row
         first = tuple(rest[0:4]) if rest[0] is not None else None
         last = tuple(rest[4:8]) if rest[4] is not None else None
@@ -132,9 +132,9 @@ class CompanySummary:
         return cls(company, events, first, last, rest[8], name_key)
 
 
-def summarize(companies: Iterable[str], live: Iterable[Sequence[Any]]) -> dict[str, CompanySummary]:
+def summarize(companies: Iterable[str], live: Iterable[Sequence[Any]]) -> dict[str, CompanyTally]:
     """The summaries of `companies`, counted from their live facts (rows of FACT_SELECT)."""
-    summaries = {company: CompanySummary(company) for company in companies}
+    summaries = {company: CompanyTally(company) for company in companies}
     for row in live:
         fact = FactVersion(*row)
         summaries[fact.company].add(fact)
