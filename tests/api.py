@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ from timeline import models
 from timeline.app import create_app
 from timeline.auth import create_token
 from timeline.config import Settings
+from timeline.endpoints import guarded
 from timeline.keys import STORE
+from timeline.openapi import Endpoint
 
 ADMIN = "tl_test-admin-secret"
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -36,10 +38,19 @@ class Api:
         return (await response.json())["events"]
 
 
-async def make_api(aiohttp_client: AiohttpClient, db: str | Path, **settings: Any) -> Api:
-    """A server on the database URL `db` (or a new SQLite file in the directory `db`)."""
+async def make_api(
+    aiohttp_client: AiohttpClient,
+    db: str | Path,
+    *,
+    endpoints: Sequence[Endpoint] = (),
+    **settings: Any,
+) -> Api:
+    """A server on the database URL `db` (or a new SQLite file in the directory `db`); with
+    `endpoints` beside the API's, behind the same guard."""
     url = db if isinstance(db, str) else f"sqlite:///{db / 'api.db'}"
     app = create_app(Settings(db=url, bootstrap_token=ADMIN, **settings))
+    for endpoint in endpoints:
+        app.router.add_route(endpoint.method, endpoint.path, guarded(endpoint))
     client = await aiohttp_client(app)
     store = app[STORE]
     tokens = {"admin": ADMIN}
