@@ -1,9 +1,12 @@
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
 
+from events.backends import open_store
+from events.store import EventStore
+from projections.rebuild import projections
 from tests.api import AiohttpClient, Api, make_api
 from tests.databases import Database, backend_params, fresh
 
@@ -22,6 +25,14 @@ def database(backend_name: str, tmp_path: Path) -> Iterator[Database]:
     """A fresh database of each backend."""
     with fresh(backend_name, tmp_path) as db:
         yield db
+
+
+@pytest.fixture
+async def store(database: Database) -> AsyncIterator[EventStore]:
+    """A store, with the service's projections, on a fresh database of each backend."""
+    opened = await open_store(database.url, projections=projections())
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The EventStore contract, run against every backend (tests/databases.py: PostgreSQL joins
-when TIMELINE_TEST_PG_DSN is set)."""
+when TIMELINE_TEST_PG_DSN is set) through the `store` fixture of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -93,13 +93,6 @@ class Backend:
 @pytest.fixture
 def backend(database: Database) -> Backend:
     return Backend(database)
-
-
-@pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[EventStore]:
-    opened = await backend.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

@@ -1,51 +1,51 @@
-"""GroupWriter's grouping: which appends share a commit, and which never wait.
+"""GroupWriter's grouping: which appends share a commit, and which never wait. On each backend,
+through the `store` fixture the EventStore contract runs on (tests/conftest.py).
 
-The first append of each test is held at BEGIN IMMEDIATE by another connection that owns the
-database's write lock (as another process would), so the appends behind it queue while its
-group is in flight. Lingers and quiet gaps are far longer than any step of a test, so the
-outcome never depends on how fast the machine is; a writer that waited when it should not
-would run into the test's timeout instead of finishing."""
+The first append of each test is held at the log's write lock, which another connection holds
+(as another process would: SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock of the log),
+so the appends behind it queue while its group is in flight. Lingers and quiet gaps are far
+longer than any step of a test, so the outcome never depends on how fast the machine is; a
+writer that waited when it should not would run into the test's timeout instead of
+finishing."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from pathlib import Path
 
+import psycopg
 import pytest
 
 from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError
-from events.sqlite import SQLiteEventStore
-from events.store import Appended
+from events.postgres import LOCK
+from events.store import Appended, EventStore
 from events.writer import GroupWriter
-from projections.rebuild import projections
+from tests.databases import Database
 from tests.factories import new
 
 PATIENCE = 10.0  # seconds: far more than any commit here, far less than a linger of 60 s
 FOREVER = 60.0
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    store = await SQLiteEventStore.open(tmp_path / "log.db", projections=projections())
-    yield store
-    await store.close()
-
-
 @contextmanager
-def write_lock(path: Path) -> Iterator[None]:
-    """Hold the database's write lock; the store's next transaction waits for it."""
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
+def write_lock(database: Database) -> Iterator[None]:
+    """Hold the log's write lock; the store's next write transaction waits for it."""
+    if database.path is not None:
+        other = sqlite3.connect(database.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        return
+    with psycopg.connect(database.url) as holder:  # a transaction, until the block ends
+        holder.execute(LOCK.encode())
         yield
-    finally:
-        other.execute("COMMIT")
-        other.close()
 
 
 async def _queued_behind() -> None:
@@ -58,13 +58,13 @@ Appending = asyncio.Future[Appended]
 
 
 async def held_up(
-    writer: GroupWriter, path: Path, *behind: str
+    writer: GroupWriter, database: Database, *behind: str
 ) -> tuple[Appending, list[Appending]]:
     """Start the writer; while another connection holds the write lock, append one event (it
     goes out alone and waits for the lock), then one event for each company in `behind`
     (they queue); then let go of the lock. Gives the leader's append and those behind it."""
     writer.start()
-    with write_lock(path):
+    with write_lock(database):
         leader = asyncio.ensure_future(writer.append([new(company="leader")]))
         await _queued_behind()
         queued = [asyncio.ensure_future(writer.append([new(company=c)])) for c in behind]
@@ -77,12 +77,12 @@ def _groups(events: list[LogEntry]) -> list[str]:
 
 
 async def test_appends_arriving_while_it_lingers_share_one_commit(
-    store: SQLiteEventStore, tmp_path: Path
+    store: EventStore, database: Database
 ) -> None:
     # The quiet gap is longer than the linger: the writer waits out the whole linger (1 s),
     # and an append made after the first group was answered still joins the second group.
     writer = GroupWriter(store, linger_seconds=1.0, quiet_seconds=FOREVER)
-    leader, early = await held_up(writer, tmp_path / "log.db", "a", "b")
+    leader, early = await held_up(writer, database, "a", "b")
     first = await asyncio.wait_for(leader, PATIENCE)
     late = asyncio.ensure_future(writer.append([new(company="c")]))
     second = await asyncio.wait_for(asyncio.gather(*early, late), PATIENCE)
@@ -94,7 +94,7 @@ async def test_appends_arriving_while_it_lingers_share_one_commit(
     assert _groups(first.events) != _groups(events)
 
 
-async def test_an_append_to_an_idle_writer_goes_at_once(store: SQLiteEventStore) -> None:
+async def test_an_append_to_an_idle_writer_goes_at_once(store: EventStore) -> None:
     writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=FOREVER)
     writer.start()
     for n in range(3):
@@ -105,40 +105,40 @@ async def test_an_append_to_an_idle_writer_goes_at_once(store: SQLiteEventStore)
 
 
 async def test_a_queue_gone_quiet_is_committed_without_waiting_out_the_linger(
-    store: SQLiteEventStore, tmp_path: Path
+    store: EventStore, database: Database
 ) -> None:
     writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=0.05)
-    leader, behind = await held_up(writer, tmp_path / "log.db", "alibaba")
+    leader, behind = await held_up(writer, database, "alibaba")
     await asyncio.wait_for(asyncio.gather(leader, *behind), PATIENCE)
     await writer.stop()
     assert writer.groups == 2
 
 
-async def test_a_full_group_goes_at_once(store: SQLiteEventStore, tmp_path: Path) -> None:
+async def test_a_full_group_goes_at_once(store: EventStore, database: Database) -> None:
     writer = GroupWriter(store, max_group_events=3, linger_seconds=FOREVER, quiet_seconds=FOREVER)
-    leader, full = await held_up(writer, tmp_path / "log.db", "a", "b", "c")
+    leader, full = await held_up(writer, database, "a", "b", "c")
     await asyncio.wait_for(asyncio.gather(leader, *full), PATIENCE)
     await writer.stop()
     assert writer.groups == 2
 
 
 async def test_stopping_ends_the_linger_and_commits_what_is_queued(
-    store: SQLiteEventStore, tmp_path: Path
+    store: EventStore, database: Database
 ) -> None:
     writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=FOREVER)
-    leader, behind = await held_up(writer, tmp_path / "log.db", "alibaba")
+    leader, behind = await held_up(writer, database, "alibaba")
     await asyncio.wait_for(leader, PATIENCE)
     await asyncio.wait_for(writer.stop(), PATIENCE)
     assert (await behind[0]).events[0].position == 2
     assert (await store.head()).position == 2
 
 
-async def test_a_trickle_of_appends_is_not_held(store: SQLiteEventStore, tmp_path: Path) -> None:
+async def test_a_trickle_of_appends_is_not_held(store: EventStore, database: Database) -> None:
     # Appends further apart than the quiet gap: the last group's commit finds one queued, but
     # the next is not expected soon, so the writer does not wait the quiet gap out (1 s here).
     writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=1.0)
     writer.start()
-    with write_lock(tmp_path / "log.db"):
+    with write_lock(database):
         leader = asyncio.ensure_future(writer.append([new(company="leader")]))
         await _queued_behind()
         first = asyncio.ensure_future(writer.append([new(company="a")]))
@@ -150,32 +150,32 @@ async def test_a_trickle_of_appends_is_not_held(store: SQLiteEventStore, tmp_pat
     assert writer.groups == 2
 
 
-class _RefusesSecondGroup(SQLiteEventStore):
-    """The real store, except that it cannot start a second group (as a store whose thread is
+def _refusing_second_group(store: EventStore) -> None:
+    """From now on the real store cannot start a second group (as a store whose thread is
     gone cannot)."""
-
+    submit = store.submit_appends
     started = 0
 
     def submit_appends(
-        self, batches: Sequence[Sequence[NewEvent]]
+        batches: Sequence[Sequence[NewEvent]],
     ) -> Future[list[Appended | TimelineError]]:
-        self.started += 1
-        if self.started == 2:
+        nonlocal started
+        started += 1
+        if started == 2:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return super().submit_appends(batches)
+        return submit(batches)
+
+    store.submit_appends = submit_appends  # type: ignore[method-assign]
 
 
 async def test_a_group_that_cannot_start_fails_alone_and_stop_still_returns(
-    tmp_path: Path,
+    store: EventStore, database: Database
 ) -> None:
-    store = await _RefusesSecondGroup.open(tmp_path / "log.db", projections=projections())
-    try:
-        writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=0.05)
-        leader, behind = await held_up(writer, tmp_path / "log.db", "alibaba")
-        assert (await asyncio.wait_for(leader, PATIENCE)).events[0].position == 1
-        with pytest.raises(StoreError):
-            await asyncio.wait_for(behind[0], PATIENCE)
-        await asyncio.wait_for(writer.stop(), PATIENCE)
-        assert (await store.head()).position == 1
-    finally:
-        await store.close()
+    _refusing_second_group(store)
+    writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=0.05)
+    leader, behind = await held_up(writer, database, "alibaba")
+    assert (await asyncio.wait_for(leader, PATIENCE)).events[0].position == 1
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(behind[0], PATIENCE)
+    await asyncio.wait_for(writer.stop(), PATIENCE)
+    assert (await store.head()).position == 1

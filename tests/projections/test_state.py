@@ -5,32 +5,21 @@ backend."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
 
-from events.backends import open_store
 from events.entries import LogEntry
 from events.errors import PositionConflict
 from events.store import EventStore
 from projections import reference, state
-from projections.rebuild import projections
 from projections.state import LogPoint, resolve
-from tests.databases import Database
 from tests.factories import batch, event_in, history
 
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@pytest.fixture
-async def store(database: Database) -> AsyncIterator[EventStore]:
-    opened = await open_store(database.url, projections=projections())
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
