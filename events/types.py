@@ -45,7 +45,7 @@ def _integral(value: float) -> float:
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
-Fuzzy = Annotated[str, StringConstraints(max_length=16), AfterValidator(_fuzzy)]
+Fuzzy = Annotated[str, StringConstraints(max_length=32), AfterValidator(_fuzzy)]
 EventId = Annotated[str, StringConstraints(max_length=45), AfterValidator(_uuid)]
 Number = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_integral)]
 Names = Annotated[list[Name], Field(max_length=100)]

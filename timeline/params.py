@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 from aiohttp import web
 
+from events.dates import days_of
 from events.errors import BadRequest, NotFound
 from events.types import EVENT_TYPES, SLUG_PATTERN
 from events.values import natural
@@ -15,7 +16,7 @@ from timeline.openapi import Param
 
 _SLUG = re.compile(SLUG_PATTERN)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE = re.compile(r"[0-9]{4}(-Q[1-4]|-[0-9]{2}(-[0-9]{2})?)?")
 _TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -61,20 +62,24 @@ def query_types(request: web.Request) -> list[str]:
     return values
 
 
-def query_date(request: web.Request, name: str) -> date | None:
+def query_date(request: web.Request, name: str, *, last: bool = False) -> date | None:
+    """A day, or a coarser date (YYYY, YYYY-Qn, YYYY-MM) read as its first day, or as its last
+    with `last`."""
     raw = request.query.get(name)
     if raw is None:
         return None
     if _DATE.fullmatch(raw) is None:
-        raise bad_query(name, "expected a date as YYYY-MM-DD")
+        raise bad_query(name, "expected a date as YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY")
     try:
-        return date.fromisoformat(raw)
+        first, final = days_of(raw)
     except ValueError:
         raise bad_query(name, f"{raw!r} is not a calendar date") from None
+    return final if last else first
 
 
 def query_as_of(request: web.Request) -> date:
-    return query_date(request, "as_of") or datetime.now(UTC).date()
+    """`as_of`: a coarser date means its last day (as_of=2023-Q3 is 2023-09-30)."""
+    return query_date(request, "as_of", last=True) or datetime.now(UTC).date()
 
 
 def query_known_at(request: web.Request) -> int | datetime | None:
@@ -129,15 +134,29 @@ ID = Param("id", {"type": "string", "format": "uuid"}, "Event id", where="path")
 COMPANY_PATH = Param(
     "company", {"type": "string", "pattern": SLUG_PATTERN}, "Company", where="path"
 )
-AS_OF = Param("as_of", {"type": "string", "format": "date"}, "Valid time (default: today, UTC)")
+# A day, or a year, quarter or month (read as its first or last day).
+DAY_PATTERN = r"^[0-9]{4}(-Q[1-4]|-[0-9]{2}(-[0-9]{2})?)?$"
+AS_OF = Param(
+    "as_of",
+    {"type": "string", "pattern": DAY_PATTERN},
+    "Valid time: a day, or the last day of a year, quarter or month (default: today, UTC)",
+)
 KNOWN_AT = Param(
     "known_at",
     {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "date-time"}]},
     "Transaction time: a log position or an RFC 3339 time (default: the head)",
 )
 POSSIBLE = Param("include_possible", {"type": "boolean"}, "Fold possible events into the lists")
-FROM = Param("from", {"type": "string", "format": "date"}, "Events whose range meets [from, to]")
-TO = Param("to", {"type": "string", "format": "date"}, "Events whose range meets [from, to]")
+FROM = Param(
+    "from",
+    {"type": "string", "pattern": DAY_PATTERN},
+    "Events whose range meets [from, to]; a coarser date means its first day",
+)
+TO = Param(
+    "to",
+    {"type": "string", "pattern": DAY_PATTERN},
+    "Events whose range meets [from, to]; a coarser date means its last day",
+)
 CURSOR = Param("cursor", {"type": "string"}, "next_cursor of the previous page")
 STREAM_AFTER = Param("after", {"type": "integer", "minimum": 0}, "Start after (default: head)")
 INCLUDE = Param("include", {"type": "string", "enum": ["state"]}, "Add company state")

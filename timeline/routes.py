@@ -227,7 +227,7 @@ async def get_company_timeline(request: web.Request) -> web.Response:
     errors=(409,),
 )
 async def get_chronology(request: web.Request) -> web.Response:
-    start, end = query_date(request, "from"), query_date(request, "to")
+    start, end = query_date(request, "from"), query_date(request, "to", last=True)
     if start is not None and end is not None and start > end:
         raise bad_query("from", "from is after to")
     limit = query_int(request, "limit", 100, 1, 1000)
