@@ -98,9 +98,9 @@ async def test_known_at_is_a_position_or_an_rfc_3339_time_with_its_offset(api: A
         assert message == f"{value!r} is not a valid time"
 
 
-async def test_dates_are_calendar_days_as_yyyy_mm_dd(api: Api) -> None:
+async def test_dates_are_calendar_days_or_coarser_dates(api: Api) -> None:
     await api.append(event_in(company="baidu"))
-    for value in ["2023-02-30", "2023-04-31", "2023-13-01", "2023-00-10", "0000-01-01"]:
+    for value in ["2023-02-30", "2023-04-31", "2023-13-01", "2023-00-10", "0000-01-01", "2023-13"]:
         for path, name in [
             (f"/v1/companies/baidu?as_of={value}", "as_of"),
             (f"/v1/companies/baidu/timeline?as_of={value}", "as_of"),
@@ -108,10 +108,23 @@ async def test_dates_are_calendar_days_as_yyyy_mm_dd(api: Api) -> None:
             (f"/v1/chronology?to={value}", "to"),
         ]:
             assert await _refused(api, path, name) == f"{value!r} is not a calendar date"
-    for value in ["yesterday", "20230501", "2023-5-1", "2023", "2023-05", "2023-05-01T00:00:00Z"]:
+    for value in ["yesterday", "20230501", "2023-5-1", "2023-Q5", "202X", "2023~", "[..2023]"]:
         message = await _refused(api, f"/v1/companies/baidu?as_of={value}", "as_of")
-        assert message == "expected a date as YYYY-MM-DD", value
-    assert (await api.client.get("/v1/companies/baidu?as_of=2024-02-29")).status == 200
+        assert message == "expected a date as YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY", value
+    for value in ["2023-05-01T00:00:00Z"]:
+        await _refused(api, f"/v1/companies/baidu?as_of={value}", "as_of")
+    # A coarser as_of is its last day, echoed; every day of the calendar is a day.
+    for value, day in [
+        ("2024-02-29", "2024-02-29"),
+        ("2023", "2023-12-31"),
+        ("2023-Q3", "2023-09-30"),
+        ("2024-02", "2024-02-29"),
+        ("0001-01-01", "0001-01-01"),
+        ("9999", "9999-12-31"),
+    ]:
+        response = await api.client.get(f"/v1/companies/baidu?as_of={value}")
+        assert response.status == 200, value
+        assert (await response.json())["as_of"] == day
 
 
 async def test_bad_projection_parameters_name_themselves(api: Api) -> None:
@@ -124,7 +137,7 @@ async def test_bad_projection_parameters_name_themselves(api: Api) -> None:
         ("/v1/companies/baidu?known_at=2023-05-01T10:00:00", "known_at"),
         ("/v1/companies/baidu?known_at=-1", "known_at"),
         ("/v1/companies/baidu?include_possible=maybe", "include_possible"),
-        ("/v1/companies/baidu/timeline?as_of=2023", "as_of"),
+        ("/v1/companies/baidu/timeline?as_of=2023-Q0", "as_of"),
         ("/v1/companies?known_at=x", "known_at"),
         ("/v1/chronology?limit=0", "limit"),
         ("/v1/chronology?type=rumor", "type"),
