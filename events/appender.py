@@ -4,8 +4,9 @@ An append: `submit_appends` looks up what the group needs (ids, targets, company
 inside the backend's write transaction, plans it (events.plan), inserts the new entries with
 the backend's bulk insert, folds them into every projection and commits, all in one trip to
 the writer's thread. A backend supplies only that transaction (`_transaction`: serialized,
-so positions are gapless and commit-ordered; driver errors translated), its reads (`query`)
-and its `close`. The log's SQL lives here, in the subset both backends speak, with `?`
+so positions are gapless and commit-ordered; driver errors translated), its reads (`query`),
+its `close`, its driver's error class (`DRIVER_ERROR`) and the SQL of an amendment's target
+(`TARGET_ID`). The log's SQL lives here, in the subset both backends speak, with `?`
 placeholders that a backend translates in one place.
 """
 
@@ -24,7 +25,7 @@ from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError
 from events.plan import GroupPlan, revalidated
 from events.store import Appended, Head, Projection, Transaction, marks
-from events.tokens import TokenTable
+from events.tokens import TokenStore
 from events.types import AMENDMENTS
 from events.values import timestamp
 
@@ -86,7 +87,7 @@ class LogTransaction:
         return [LogEntry(*row) for row in rows]
 
 
-class LogStore(TokenTable):
+class LogStore(TokenStore):
     """The backend-neutral EventStore: appends, restores, reads and tokens over the log's
     tables, through a backend's write transaction and reads."""
 
@@ -105,6 +106,12 @@ class LogStore(TokenTable):
     TARGET_ID: str
     # The driver's errors, which become domain errors (StoreError) here and only here.
     DRIVER_ERROR: type[Exception]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("TARGET_ID", "DRIVER_ERROR"):
+            if not hasattr(cls, name):
+                raise TypeError(f"{cls.__name__} must set {name}")
 
     @classmethod
     def _refused(cls, exc: Exception) -> StoreError:

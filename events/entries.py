@@ -98,13 +98,13 @@ class LogEntry:
     recorded: str
     hash: str
 
-    def _json(self, hash_part: str, status_part: str = "") -> str:
+    def _json(self, hash_part: str, tail: str = "") -> str:
         return (
             f'{{"company":"{self.company}","confidence":"{self.confidence}",'
             f'"data":{self.data_json},{hash_part}"id":"{self.id}",'
             f'"occurred":{self.occurred_json},"position":{self.position},'
-            f'"recorded":"{self.recorded}","source":{self.source_json or "null"},{status_part}'
-            f'"type":"{self.type}","version":{self.version}}}'
+            f'"recorded":"{self.recorded}","source":{self.source_json or "null"},'
+            f'"type":"{self.type}","version":{self.version}{tail}}}'
         )
 
     def hashed_json(self) -> str:
@@ -116,8 +116,8 @@ class LogEntry:
         return self._json(f'"hash":"{self.hash}",')
 
     def to_json_with_status(self, status: str) -> str:
-        """The event as a company's timeline returns it: to_json() and its `status`."""
-        return self._json(f'"hash":"{self.hash}",', f'"status":"{status}",')
+        """The event as a company's timeline returns it: to_json() and, last, its `status`."""
+        return self._json(f'"hash":"{self.hash}",', f',"status":"{status}"')
 
     @property
     def data(self) -> dict[str, Any]:

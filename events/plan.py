@@ -30,7 +30,7 @@ class GroupPlan:
     """Plans the batches of one transaction against the log as it stands: idempotency,
     amendment targets and expected versions, then positions, versions and the chain; or
     checks restored entries against it. `stored` holds the stored events among the ids and
-    targets the group mentions."""
+    targets the group mentions, and the entries this plan has assigned or restored so far."""
 
     head: Head
     stored: dict[str, LogEntry]

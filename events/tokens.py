@@ -12,7 +12,7 @@ TOKEN_COLUMNS = "digest, scope, label, created, last_used, revoked"
 HEX_DIGITS = "0123456789abcdef"
 
 
-class TokenTable(EventStore):
+class TokenStore(EventStore):
     """The token methods of the EventStore contract, written once for every backend."""
 
     async def add_token(self, digest: str, scope: str, label: str | None = None) -> None:

@@ -1,5 +1,6 @@
 """Endpoints as declared beside their handlers (`@ENDPOINTS.add(...)` in timeline.routes), and
-the guard every route runs first: the token its scope needs, then no unknown parameter."""
+the guard every endpoint of the list runs first: the token its scope needs, then no unknown
+parameter. (The dashboard's page and files, timeline.dashboard, are routes of their own.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ class Endpoints(list[Endpoint]):
         """Declare the decorated handler as the endpoint `method path` (see Endpoint)."""
 
         def declare(handler: Handler) -> Handler:
-            self.append(Endpoint(method, path, handler, summary, responses, **details))
+            endpoint = Endpoint(method, path, handler, summary, responses, **details)
+            if path.startswith("/v1/") and endpoint.scope is None:
+                raise TypeError(f"{method} {path}: an API endpoint needs a scope")
+            self.append(endpoint)
             return handler
 
         return declare

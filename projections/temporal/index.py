@@ -67,7 +67,9 @@ class TemporalIndex:
         if amendments:
             # Every target's open version is in the table now, those of this group included.
             stored = _open_versions(tx, {e.data["target"] for e in amendments})
-            transitions = _amend(tx, amendments, dict(stored), stored)
+            closes: list[tuple[int, int]] = []
+            transitions = _amend(amendments, dict(stored), stored, closes)
+            _write_versions(tx, closes, [after for _, after in transitions])
         self._summarize(tx, events, transitions)
 
     def rebuild(self, tx: Transaction, progress: Progress | None = None) -> None:
@@ -79,16 +81,19 @@ class TemporalIndex:
         tx.execute(first_versions("position > 0"), (*AMENDMENT_TYPES, total))
         if progress is not None:
             progress(total // 2, total)
+        # One page of amendments at a time, folded in memory; their versions written at the end.
         current: dict[str, FactVersion] = {}
         stored: dict[str, FactVersion] = {}
-        amendments: list[LogEntry] = []
+        closes: list[tuple[int, int]] = []
+        opened: list[FactVersion] = []
         after = 0
         while page := tx.events(after, 10_000, types=AMENDMENT_TYPES):
             after = page[-1].position
-            stored.update(_open_versions(tx, {e.data["target"] for e in page} - stored.keys()))
-            amendments += page
-        current.update(stored)
-        _amend(tx, amendments, current, stored)
+            found = _open_versions(tx, {e.data["target"] for e in page} - stored.keys())
+            stored.update(found)
+            current.update(found)
+            opened += [version for _, version in _amend(page, current, stored, closes)]
+        _write_versions(tx, closes, opened)
         for statement in INDEXES:
             tx.execute(statement)
         if progress is not None:
@@ -166,15 +171,15 @@ def _open_versions(tx: Transaction, ids: Iterable[str]) -> dict[str, FactVersion
 
 
 def _amend(
-    tx: Transaction,
     amendments: Sequence[LogEntry],
     current: dict[str, FactVersion],
     stored: dict[str, FactVersion],
+    closes: list[tuple[int, int]],
 ) -> list[Transition]:
-    """Write the versions that `amendments` open, in log order, from the open versions
-    `current` (updated as they change): a version read from the table (`stored`) is closed
-    there; one opened by an earlier amendment of the same call is inserted closed."""
-    closes: list[tuple[int, int]] = []
+    """The versions that `amendments` open, in log order, from the open versions `current`
+    (updated as they change): a version read from the table (`stored`) is to be closed there
+    (added to `closes`); one opened by an earlier amendment is closed in memory, to be
+    inserted closed."""
     transitions: list[Transition] = []
     for amendment in amendments:
         target = amendment.data["target"]
@@ -186,6 +191,12 @@ def _amend(
         after = before.amended_by(amendment)
         transitions.append((before, after))
         current[target] = after
-    tx.executemany(_CLOSE_FACT, closes)
-    tx.insert("facts", FACT_FIELDS, [after.values() for _, after in transitions])
     return transitions
+
+
+def _write_versions(
+    tx: Transaction, closes: Sequence[tuple[int, int]], opened: Sequence[FactVersion]
+) -> None:
+    """Close the stored versions `closes` names, then insert the versions `opened`."""
+    tx.executemany(_CLOSE_FACT, closes)
+    tx.insert("facts", FACT_FIELDS, [version.values() for version in opened])
