@@ -3,22 +3,28 @@ through the `store` fixture the EventStore contract runs on (tests/conftest.py).
 
 The first append of each test is held at the log's write lock, which another connection holds
 (as another process would: SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock of the log),
-so the appends behind it queue while its group is in flight. Lingers and quiet gaps are far
-longer than any step of a test, so the outcome never depends on how fast the machine is; a
-writer that waited when it should not would run into the test's timeout instead of
-finishing."""
+so the appends behind it queue while its group is in flight.
+
+Where the outcome depends on how long the writer lingers, its clock (`time.monotonic`, as
+events.writer reads it) is the test's, and stands still until the test moves it: a writer
+that waited when it should not would never commit (the test's PATIENCE runs out instead of
+its appends completing), and the second group can go only once the test has queued all that
+must be in it. Nothing depends on how fast the machine is."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
 
+import events.writer
 from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError
 from events.postgres import LOCK
@@ -27,8 +33,29 @@ from events.writer import GroupWriter
 from tests.databases import Database
 from tests.factories import new
 
-PATIENCE = 10.0  # seconds: far more than any commit here, far less than a linger of 60 s
+# Seconds: far more than any commit here; what a test waits for its appends at most.
+PATIENCE = 10.0
 FOREVER = 60.0
+
+
+class Clock:
+    """The `time` module as events.writer sees it, with a monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(events.writer, "time", fake)
+    return fake
 
 
 @contextmanager
@@ -48,13 +75,25 @@ def write_lock(database: Database) -> Iterator[None]:
         yield
 
 
-async def _queued_behind() -> None:
-    """Let the appends just started reach the writer's queue."""
-    for _ in range(5):
+async def _pending(writer: GroupWriter, events: int) -> None:
+    """Until the appends just started have reached the writer (the first one, finding it idle,
+    sent to the store at once; the others queued behind it)."""
+    while writer.pending_events < events:  # noqa: ASYNC110 (a counter: no event to wait on)
         await asyncio.sleep(0)
 
 
 Appending = asyncio.Future[Appended]
+
+
+async def _moving_the_clock(clock: Clock, appends: list[Appending]) -> list[Appended]:
+    """Move the writer's clock on, a second at a time, until `appends` are answered: a linger
+    ends at the first move after the writer began it (which the test cannot see)."""
+    answered = asyncio.gather(*appends)
+    async with asyncio.timeout(PATIENCE):
+        while not answered.done():
+            clock.now += 1.0
+            await asyncio.wait([answered], timeout=0.01)
+    return answered.result()
 
 
 async def held_up(
@@ -66,9 +105,9 @@ async def held_up(
     writer.start()
     with write_lock(database):
         leader = asyncio.ensure_future(writer.append([new(company="leader")]))
-        await _queued_behind()
+        await _pending(writer, 1)
         queued = [asyncio.ensure_future(writer.append([new(company=c)])) for c in behind]
-        await _queued_behind()
+        await _pending(writer, 1 + len(behind))
     return leader, queued
 
 
@@ -77,15 +116,17 @@ def _groups(events: list[LogEntry]) -> list[str]:
 
 
 async def test_appends_arriving_while_it_lingers_share_one_commit(
-    store: EventStore, database: Database
+    store: EventStore, database: Database, clock: Clock
 ) -> None:
-    # The quiet gap is longer than the linger: the writer waits out the whole linger (1 s),
-    # and an append made after the first group was answered still joins the second group.
-    writer = GroupWriter(store, linger_seconds=1.0, quiet_seconds=FOREVER)
+    # The quiet gap is longer than the linger: the writer lingers until its clock has passed
+    # the linger, and an append made after the first group was answered joins the second.
+    writer = GroupWriter(store, linger_seconds=0.05, quiet_seconds=FOREVER)
     leader, early = await held_up(writer, database, "a", "b")
     first = await asyncio.wait_for(leader, PATIENCE)
     late = asyncio.ensure_future(writer.append([new(company="c")]))
-    second = await asyncio.wait_for(asyncio.gather(*early, late), PATIENCE)
+    await _pending(writer, 3)
+    assert writer.groups == 1  # the second group waits for the linger to end
+    second = await _moving_the_clock(clock, [*early, late])
     await writer.stop()
     assert writer.groups == 2
     events = [event for appended in second for event in appended.events]
@@ -105,11 +146,16 @@ async def test_an_append_to_an_idle_writer_goes_at_once(store: EventStore) -> No
 
 
 async def test_a_queue_gone_quiet_is_committed_without_waiting_out_the_linger(
-    store: EventStore, database: Database
+    store: EventStore, database: Database, clock: Clock
 ) -> None:
+    # Once the quiet gap has passed on the writer's clock, the group goes: the linger's end,
+    # a minute later on that clock, never comes.
     writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=0.05)
     leader, behind = await held_up(writer, database, "alibaba")
-    await asyncio.wait_for(asyncio.gather(leader, *behind), PATIENCE)
+    await asyncio.wait_for(leader, PATIENCE)
+    assert writer.groups == 1
+    clock.now += 1.0
+    await asyncio.wait_for(asyncio.gather(*behind), PATIENCE)
     await writer.stop()
     assert writer.groups == 2
 
@@ -133,19 +179,23 @@ async def test_stopping_ends_the_linger_and_commits_what_is_queued(
     assert (await store.head()).position == 2
 
 
-async def test_a_trickle_of_appends_is_not_held(store: EventStore, database: Database) -> None:
+async def test_a_trickle_of_appends_is_not_held(
+    store: EventStore, database: Database, clock: Clock
+) -> None:
     # Appends further apart than the quiet gap: the last group's commit finds one queued, but
-    # the next is not expected soon, so the writer does not wait the quiet gap out (1 s here).
+    # the next is not expected soon, so the writer does not wait the quiet gap out. (Its clock
+    # stands still: waiting it out, it would never commit.)
     writer = GroupWriter(store, linger_seconds=FOREVER, quiet_seconds=1.0)
     writer.start()
     with write_lock(database):
         leader = asyncio.ensure_future(writer.append([new(company="leader")]))
-        await _queued_behind()
+        await _pending(writer, 1)
         first = asyncio.ensure_future(writer.append([new(company="a")]))
-        await asyncio.sleep(1.5)
+        await _pending(writer, 2)
+        clock.now += 1.5
         second = asyncio.ensure_future(writer.append([new(company="b")]))
-        await _queued_behind()
-    await asyncio.wait_for(asyncio.gather(leader, first, second), 0.7)
+        await _pending(writer, 3)
+    await asyncio.wait_for(asyncio.gather(leader, first, second), PATIENCE)
     await writer.stop()
     assert writer.groups == 2
 
