@@ -641,7 +641,19 @@ async def test_amendments_apply_in_the_order_they_came(tmp_path: Path, browser: 
         await expect(page.locator("#ticker")).to_contain_text("reinstated: ", timeout=2000)
         await expect(card).to_have_count(1)
         await expect(cards).to_have_count(len(chronology))
-        await page.wait_for_timeout(500)  # nothing late takes it away again
+        # The page applies messages one at a time, in order: once a marker appended after
+        # them is shown, nothing of theirs is still to come to take the card away again.
+        markers: list[str] = []
+
+        async def settled() -> None:
+            marker = event_in(company="zhipu", occurred="2023-08", data={"model": "marker"})
+            await server.append(marker)
+            markers.append(marker["id"])
+            await expect(
+                page.locator(f'#chronology .card[data-id="{marker["id"]}"]')
+            ).to_have_count(1)
+
+        await settled()
         await expect(card).to_have_count(1)
         await expect(card.locator(".title")).to_have_text("Tongyi Qianwen launched")
 
@@ -650,9 +662,9 @@ async def test_amendments_apply_in_the_order_they_came(tmp_path: Path, browser: 
         await amend("retracted")
         assert (await server.get(f"v1/events/{target}"))["effective"] is None
         await expect(card).to_have_count(0, timeout=2000)
-        await page.wait_for_timeout(500)
+        await settled()
         await expect(card).to_have_count(0)
-        await expect(cards).to_have_count(len(chronology) - 1)
+        await expect(cards).to_have_count(len(chronology) - 1 + len(markers))
         assert problems == []
     finally:
         await server.stop()
