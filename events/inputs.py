@@ -76,6 +76,16 @@ class StatementMadeIn(EventInBase):
     data: t.StatementMade
 
 
+class ExecutiveAppointedIn(EventInBase):
+    type: Literal["executive.appointed"]
+    data: t.ExecutiveAppointed
+
+
+class ExecutiveDepartedIn(EventInBase):
+    type: Literal["executive.departed"]
+    data: t.ExecutiveDeparted
+
+
 class EventCorrectedIn(EventInBase):
     type: Literal["event.corrected"]
     data: t.EventCorrected
@@ -100,6 +110,8 @@ EventIn = Annotated[
     | FinancialReportIn
     | ProductIntegratedIn
     | StatementMadeIn
+    | ExecutiveAppointedIn
+    | ExecutiveDepartedIn
     | EventCorrectedIn
     | EventRetractedIn
     | EventReinstatedIn,

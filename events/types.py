@@ -119,6 +119,19 @@ class StatementMade(Payload):
     summary: Text
 
 
+class ExecutiveAppointed(Payload):
+    person: Name
+    role: Name
+    note: Text | None = None
+
+
+class ExecutiveDeparted(Payload):
+    person: Name
+    role: Name
+    successor: Name | None = None
+    note: Text | None = None
+
+
 class EventCorrected(Payload):
     target: EventId
     occurred: Fuzzy | None = None
@@ -151,6 +164,8 @@ PAYLOADS: dict[str, type[Payload]] = {
     "financial.report": FinancialReport,
     "product.integrated": ProductIntegrated,
     "statement.made": StatementMade,
+    "executive.appointed": ExecutiveAppointed,
+    "executive.departed": ExecutiveDeparted,
     "event.corrected": EventCorrected,
     "event.retracted": EventRetracted,
     "event.reinstated": EventReinstated,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 Status = Literal["definite", "possible"]
 
@@ -18,7 +18,19 @@ LISTS = {
     "product.integrated": "integrations",
     "financial.report": "financials",
 }
-STATE_LISTS = ("models", "teams", "filings", "letters", "statements", "integrations", "financials")
+STATE_LISTS = (
+    "models",
+    "teams",
+    "filings",
+    "letters",
+    "statements",
+    "integrations",
+    "financials",
+    "executives",
+)
+APPOINTED, DEPARTED = "executive.appointed", "executive.departed"
+Item = TypeVar("Item")
+Marker = TypeVar("Marker")
 
 
 @dataclass(slots=True)
@@ -65,6 +77,37 @@ def range_status(lo: str, hi: str, as_of: date) -> Status | None:
     return None
 
 
+@dataclass
+class Tenures(Generic[Item, Marker]):
+    """The `executives` of a company's state as of D, from its appointments and departures
+    given in valid-time order: a departure of the same person and role ends the appointments
+    before it when it is definite, and, when it is only possible, marks those it does not end
+    with a `departure` (the first such departure's)."""
+
+    held: list[tuple[Item, Marker | None] | None] = field(default_factory=list)
+    open: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def appoint(self, person: str, role: str, item: Item) -> None:
+        self.open.setdefault((person, role), []).append(len(self.held))
+        self.held.append((item, None))
+
+    def depart(self, person: str, role: str, definite: bool, marker: Marker) -> None:
+        for index in self.open.get((person, role), []):
+            held = self.held[index]
+            if held is None:
+                continue
+            if definite:
+                self.held[index] = None
+            elif held[1] is None:
+                self.held[index] = (held[0], marker)
+        if definite:
+            self.open.pop((person, role), None)
+
+    def items(self) -> list[tuple[Item, Marker | None]]:
+        """The appointments in force, in order, each with its possible departure or None."""
+        return [held for held in self.held if held is not None]
+
+
 def fold(
     company: str, facts: Iterable[Fact], as_of: date, *, include_possible: bool = False
 ) -> dict[str, Any]:
@@ -72,10 +115,14 @@ def fold(
     state: dict[str, Any] = {"company": company, "name": company, "aliases": []}
     lists: dict[str, list[dict[str, Any]]] = {name: [] for name in STATE_LISTS}
     possible: list[dict[str, Any]] = []
+    tenures = Tenures[dict[str, Any], dict[str, Any]]()
     for fact in facts:
         found = range_status(fact.lo, fact.hi, as_of)
         if found is None:
             continue
+        if fact.type == DEPARTED:
+            marker = {"id": fact.id, "occurred": fact.occurred, "confidence": fact.confidence}
+            tenures.depart(fact.data["person"], fact.data["role"], found == "definite", marker)
         if found == "possible":
             possible.append({"id": fact.id, "type": fact.type, **fact.item()})
             if not include_possible:
@@ -86,6 +133,12 @@ def fold(
                 state["aliases"] = list(fact.data.get("aliases", []))
         elif fact.type in LISTS:
             lists[LISTS[fact.type]].append(fact.item())
+        elif fact.type == APPOINTED:
+            tenures.appoint(fact.data["person"], fact.data["role"], fact.item())
+    lists["executives"] = [
+        item if departure is None else {**item, "departure": departure}
+        for item, departure in tenures.items()
+    ]
     state.update(lists)
     state["possible"] = possible
     return state

@@ -14,7 +14,7 @@ from events.errors import PositionConflict
 from events.store import EventStore
 from events.types import AMENDMENTS
 from events.values import timestamp
-from projections.fold import LISTS, STATE_LISTS, Status, range_status
+from projections.fold import APPOINTED, DEPARTED, LISTS, STATE_LISTS, Status, Tenures, range_status
 from projections.temporal import reads
 from projections.temporal.versions import CompanyTally
 
@@ -69,8 +69,16 @@ async def company_state(
     aliases: list[str] = []
     lists: dict[str, list[str]] = {listed: [] for listed in STATE_LISTS}
     possible: list[str] = []
+    tenures = Tenures[str, str]()
     for event_id, type_, hi, rest in rows:
         definite = end is None or hi <= end
+        if type_ == DEPARTED:
+            departed = orjson.loads("{" + rest)
+            marker = (
+                f'{{"id":"{event_id}","occurred":{_text(departed["occurred"])},'
+                f'"confidence":"{departed["confidence"]}"}}'
+            )
+            tenures.depart(departed["person"], departed["role"], definite, marker)
         if not definite:
             possible.append(f'{{"id":"{event_id}","type":"{type_}",{rest}')
             if not include_possible:
@@ -81,6 +89,13 @@ async def company_state(
                 name, aliases = registered["name"], list(registered.get("aliases", []))
         elif (listed := LISTS.get(type_)) is not None:
             lists[listed].append(f'{{"id":"{event_id}",{rest}')
+        elif type_ == APPOINTED:
+            appointed = orjson.loads("{" + rest)
+            tenures.appoint(appointed["person"], appointed["role"], f'{{"id":"{event_id}",{rest}')
+    lists["executives"] = [
+        item if departure is None else f'{item[:-1]},"departure":{departure}}}'
+        for item, departure in tenures.items()
+    ]
     parts = [
         f'{{"company":"{company}","name":{_text(name)},"aliases":{_text(aliases)},'
         f'"as_of":"{as_of.isoformat()}","known_at":{_text(known.as_json())},"version":{version}'

@@ -121,6 +121,24 @@ class Item(BaseModel):
     confidence: Confidence
 
 
+class Departure(_Out):
+    """A departure that would end an appointment but is only possible as of the date."""
+
+    id: str = Field(pattern=EVENT_ID)
+    occurred: Occurred
+    confidence: Confidence
+
+
+class ExecutiveItem(Item):
+    """An appointment in force as of the date: `person`, `role`, `note` among its fields."""
+
+    person: str
+    role: str
+    departure: Departure | None = Field(
+        default=None, description="A matching departure that is only possible as of the date"
+    )
+
+
 class PossibleItem(Item):
     """A fact that may or may not have happened by `as_of` (its date range straddles it)."""
 
@@ -143,8 +161,8 @@ class CompanyState(_Out):
     statements: list[Item]
     integrations: list[Item]
     financials: list[Item]
-    executives: list[Item] = Field(
-        default_factory=list, description="Appointments in force as of the date (API 1.1)"
+    executives: list[ExecutiveItem] = Field(
+        description="Appointments definite as of the date and not ended by a definite departure"
     )
     possible: list[PossibleItem]
 

@@ -152,7 +152,8 @@ def test_each_listed_type_has_its_list_in_the_order_given() -> None:
         "product.integrated": "integrations",
         "financial.report": "financials",
     }
-    assert sorted(types.values()) == sorted(STATE_LISTS)
+    # Every list but executives, which appointments and departures make (test_executives_*).
+    assert sorted(types.values()) == sorted(set(STATE_LISTS) - {"executives"})
     facts = [
         fact("2023-01-01", "2023-01-02", type=kind, position=n, data={"n": n})
         for n, kind in enumerate([*types, *types], start=1)
@@ -186,3 +187,65 @@ def test_the_name_comes_from_the_last_definite_registration_only() -> None:
     copied = fold("baidu", facts[:1], AS_OF)
     copied["aliases"].append("changed")
     assert first.data["aliases"] == ["百度"]
+
+
+def _tenure(lo: str, hi: str, kind: str, position: int, person: str, role: str) -> Fact:
+    return fact(
+        lo, hi, type=f"executive.{kind}", position=position, data={"person": person, "role": role}
+    )
+
+
+def _executives(facts: list[Fact], *, include_possible: bool = False) -> list[tuple[str, Any]]:
+    state = fold("baidu", facts, AS_OF, include_possible=include_possible)
+    return [(item["id"], item.get("departure", {}).get("id")) for item in state["executives"]]
+
+
+def test_executives_hold_until_a_definite_departure_after_them() -> None:
+    ceo = _tenure("2020-01-01", "2020-01-02", "appointed", 1, "Zhang", "CEO")
+    cto = _tenure("2020-02-01", "2020-02-02", "appointed", 2, "Wang", "CTO")
+    left = _tenure("2021-01-01", "2021-01-02", "departed", 3, "Zhang", "CEO")
+    assert _executives([ceo, cto]) == [("id-1", None), ("id-2", None)]
+    assert _executives([ceo, cto, left]) == [("id-2", None)]
+    # The same person in another role, or another person in the role, is not ended.
+    other = _tenure("2021-01-01", "2021-01-02", "departed", 3, "Zhang", "CTO")
+    assert _executives([ceo, cto, other]) == [("id-1", None), ("id-2", None)]
+    # A departure before the appointment (in valid-time order) ends nothing: a return.
+    back = _tenure("2022-01-01", "2022-01-02", "appointed", 4, "Zhang", "CEO")
+    assert _executives([ceo, cto, left, back]) == [("id-2", None), ("id-4", None)]
+    # Departures are never items of a list; a definite one is in no list at all.
+    state = fold("baidu", [ceo, left], AS_OF)
+    assert all(item["id"] != "id-3" for listed in STATE_LISTS for item in state[listed])
+    assert state["possible"] == []
+
+
+def test_a_possible_departure_marks_the_appointments_it_would_end() -> None:
+    ceo = _tenure("2020-01-01", "2020-01-02", "appointed", 1, "Zhang", "CEO")
+    # Begun by AS_OF, over only after it: possible.
+    maybe = _tenure("2023-05-01", "2023-06-01", "departed", 2, "Zhang", "CEO")
+    state = fold("baidu", [ceo, maybe], AS_OF)
+    assert state["executives"] == [
+        {
+            **ceo.item(),
+            "departure": {"id": "id-2", "occurred": maybe.occurred, "confidence": "reported"},
+        }
+    ]
+    assert [item["id"] for item in state["possible"]] == ["id-2"]
+    # A later definite departure ends it whatever the possible one said; the first possible
+    # departure is the one marked.
+    later = _tenure("2023-05-10", "2023-06-10", "departed", 3, "Zhang", "CEO")
+    assert _executives([ceo, maybe, later]) == [("id-1", "id-2")]
+    gone = _tenure("2023-05-02", "2023-05-03", "departed", 4, "Zhang", "CEO")
+    assert _executives([ceo, maybe, gone]) == []
+    # A departure not yet begun by AS_OF does not count.
+    future = _tenure("2023-06-01", "2023-06-02", "departed", 5, "Zhang", "CEO")
+    assert _executives([ceo, future]) == [("id-1", None)]
+
+
+def test_a_possible_appointment_is_possible_and_listed_only_when_asked() -> None:
+    maybe = _tenure("2023-05-01", "2023-06-01", "appointed", 1, "Li", "CFO")
+    assert _executives([maybe]) == []
+    assert [i["id"] for i in fold("baidu", [maybe], AS_OF)["possible"]] == ["id-1"]
+    assert _executives([maybe], include_possible=True) == [("id-1", None)]
+    # A definite departure after a possible appointment ends it there too.
+    left = _tenure("2023-05-10", "2023-05-11", "departed", 2, "Li", "CFO")
+    assert _executives([maybe, left], include_possible=True) == []

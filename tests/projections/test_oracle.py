@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.dates import FuzzyDate
 from projections import reference
 from projections.rebuild import projections, rebuild
 from tests.databases import backend_params, fresh
@@ -29,6 +30,10 @@ KINDS = [
     "team.formed",
     "ceo.letter",
     "financial.report",
+    "executive.appointed",
+    "executive.departed",
+    "executive.appointed",
+    "executive.departed",
     "event.corrected",
     "event.retracted",
     "event.reinstated",
@@ -36,20 +41,35 @@ KINDS = [
 
 
 @st.composite
-def fuzzy_dates(draw: st.DrawFn) -> str:
+def points(draw: st.DrawFn) -> str:
+    """YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, without a mark."""
     year = draw(st.integers(2021, 2024))
     precision = draw(st.sampled_from(["year", "quarter", "month", "day"]))
-    mark = draw(st.sampled_from(["", "", "", "~", "?"]))
     month = draw(st.integers(1, 12))
     if precision == "year":
-        text = f"{year}"
-    elif precision == "quarter":
-        text = f"{year}-Q{(month - 1) // 3 + 1}"
-    elif precision == "month":
-        text = f"{year}-{month:02d}"
-    else:
-        text = f"{year}-{month:02d}-{draw(st.integers(1, 28)):02d}"
-    return text + mark
+        return f"{year}"
+    if precision == "quarter":
+        return f"{year}-Q{(month - 1) // 3 + 1}"
+    if precision == "month":
+        return f"{year}-{month:02d}"
+    return f"{year}-{month:02d}-{draw(st.integers(1, 28)):02d}"
+
+
+@st.composite
+def fuzzy_dates(draw: st.DrawFn) -> str:
+    """Every form: a point, a decade, each perhaps marked; on or before a point (from the
+    calendar's first day); between two points."""
+    form = draw(st.sampled_from(["point"] * 6 + ["decade", "on_or_before", "between"]))
+    mark = draw(st.sampled_from(["", "", "", "~", "?"]))
+    if form == "decade":
+        return draw(st.sampled_from(["201X", "202X"])) + mark
+    if form == "on_or_before":
+        return f"[..{draw(points())}]"
+    if form == "between":
+        # In order of their first days, so that the second ends after the first begins.
+        first, last = sorted([draw(points()), draw(points())], key=lambda p: FuzzyDate.parse(p).lo)
+        return f"[{first}..{last}]"
+    return draw(points()) + mark
 
 
 def payload(kind: str, n: int) -> dict[str, Any]:
@@ -61,6 +81,13 @@ def payload(kind: str, n: int) -> dict[str, Any]:
         "financial.report": {
             "period": "2023-Q3",
             "metrics": [{"name": "revenue", "value": n + 0.5, "yoy_pct": 20}],
+        },
+        # Few people and roles, so that departures meet appointments.
+        "executive.appointed": {"person": f"Person {n % 3}", "role": ["CEO", "CTO"][n % 2]},
+        "executive.departed": {
+            "person": f"Person {n % 3}",
+            "role": ["CEO", "CTO"][n // 3 % 2],
+            **({"successor": f"Person {n % 5}"} if n % 2 else {}),
         },
     }[kind]
 
