@@ -167,6 +167,51 @@ class CompanyState(_Out):
     possible: list[PossibleItem]
 
 
+class ListChange(_Out):
+    """An item that is in a list of the state at one point and not at the other."""
+
+    list: str = Field(description="The list of the state: models, ..., executives, possible")
+    item: Item
+
+
+class ListEdit(_Out):
+    """An item in a list of the state at both points, different."""
+
+    list: str
+    before: Item
+    after: Item
+
+
+class CompanyChanges(_Out):
+    """A company's state as of a date, known at `since` against known at `until`."""
+
+    company: str = Field(pattern=SLUG_PATTERN)
+    as_of: str = Field(pattern=DAY)
+    since: KnownAt
+    until: KnownAt
+    added: list[ListChange]
+    removed: list[ListChange]
+    changed: list[ListEdit]
+
+
+class LogChange(_Out):
+    """A log entry between the two points, with its target's effective form around it."""
+
+    position: int = Field(ge=1)
+    kind: Literal["added", "corrected", "retracted", "reinstated"]
+    event: RecordedEvent = Field(description="The entry as stored")
+    target: str | None = Field(pattern=EVENT_ID, description="The amended event's id")
+    before: RecordedEvent | None = Field(description="The target just before this entry")
+    after: RecordedEvent | None = Field(description="Just after it (null: retracted)")
+
+
+class ChangesPage(_Out):
+    """The entries S1 < position <= S2, in position order; the cursor pins S2."""
+
+    changes: list[LogChange]
+    next_cursor: str | None
+
+
 class CompanySummary(_Out):
     company: str = Field(pattern=SLUG_PATTERN)
     name: str

@@ -60,6 +60,7 @@ class Param:
     description: str
     repeatable: bool = False
     where: str = "query"
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def _param(param: Param) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": param.name,
         "in": param.where,
-        "required": param.where == "path",
+        "required": param.required or param.where == "path",
         "schema": schema,
         "description": param.description,
     }

@@ -82,18 +82,19 @@ def query_as_of(request: web.Request) -> date:
     return query_date(request, "as_of", last=True) or datetime.now(UTC).date()
 
 
-def query_known_at(request: web.Request) -> int | datetime | None:
-    raw = request.query.get("known_at")
+def query_known_at(request: web.Request, name: str = "known_at") -> int | datetime | None:
+    """A point of transaction time: a log position, or an RFC 3339 time with an offset."""
+    raw = request.query.get(name)
     if raw is None:
         return None
     if raw.isascii() and raw.isdigit():
         return natural(raw)
     if _TIME.fullmatch(raw) is None:
-        raise bad_query("known_at", "expected a log position or an RFC 3339 time with offset")
+        raise bad_query(name, "expected a log position or an RFC 3339 time with offset")
     try:
         moment = datetime.fromisoformat(raw.upper().replace(" ", "T"))
     except ValueError:
-        raise bad_query("known_at", f"{raw!r} is not a valid time") from None
+        raise bad_query(name, f"{raw!r} is not a valid time") from None
     try:
         return moment.astimezone(UTC)
     except OverflowError:  # within a day of the calendar's ends: before or after any entry
@@ -102,6 +103,14 @@ def query_known_at(request: web.Request) -> int | datetime | None:
             if moment.year == 1
             else datetime.max.replace(tzinfo=UTC)
         )
+
+
+def query_since(request: web.Request) -> int | datetime:
+    """`since`, which a changes endpoint requires: what `known_at` takes."""
+    since = query_known_at(request, "since")
+    if since is None:
+        raise bad_query("since", "required: the log position or time to compare from")
+    return since
 
 
 def query_bool(request: web.Request, name: str) -> bool:
@@ -141,11 +150,12 @@ AS_OF = Param(
     {"type": "string", "pattern": DAY_PATTERN},
     "Valid time: a day, or the last day of a year, quarter or month (default: today, UTC)",
 )
+_POINT = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "date-time"}]}
 KNOWN_AT = Param(
-    "known_at",
-    {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "date-time"}]},
-    "Transaction time: a log position or an RFC 3339 time (default: the head)",
+    "known_at", _POINT, "Transaction time: a log position or an RFC 3339 time (default: the head)"
 )
+SINCE = Param("since", _POINT, "S1, what the changes are from: as known_at", required=True)
+UNTIL = Param("until", _POINT, "S2, what the changes are to: as known_at (default: the head)")
 POSSIBLE = Param("include_possible", {"type": "boolean"}, "Fold possible events into the lists")
 FROM = Param(
     "from",

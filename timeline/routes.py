@@ -1,25 +1,23 @@
 """Thin handlers, each declared with what /openapi.json says of it: parse the parameters
-(timeline.params), call the store, the writer or a projection, render. Their guard
-(timeline.endpoints) has checked the token and the parameter names before they run."""
+(timeline.params), call the store, the writer or a projection, render (timeline.render).
+Their guard (timeline.endpoints) has checked the token and the parameter names before they
+run. Here: the log's endpoints and the service's, and ENDPOINTS, the list of all of them;
+those that answer from the projections are timeline.projection_routes'."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from datetime import date
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from events.entries import LogEntry, NewEvent
+from events.entries import NewEvent
 from events.errors import NotFound, TooLarge
 from events.inputs import EventBatchIn, EventIn
 from events.store import Appended
 from events.validation import validate_json_body
 from projections import state
-from projections.chronology import Cursor, chronology
-from timeline import __version__, feed, metrics, models
+from timeline import __version__, feed, metrics, models, projection_routes
 from timeline.config import MAX_BODY_BYTES
 from timeline.endpoints import Endpoints
 from timeline.hooks import WebhookIn
@@ -28,51 +26,24 @@ from timeline.limits import stream_slot
 from timeline.openapi import document
 from timeline.params import (
     AFTER,
-    AS_OF,
     COMPANY,
-    COMPANY_PATH,
-    CURSOR,
-    FROM,
     ID,
     INCLUDE,
-    KNOWN_AT,
     LAST_EVENT_ID,
     LIMIT,
-    POSSIBLE,
     STREAM_AFTER,
-    TO,
     TYPE,
     WEBHOOK_ID,
     bad_query,
-    company_param,
     event_id_param,
-    query_as_of,
-    query_bool,
     query_companies,
-    query_date,
     query_int,
-    query_known_at,
     query_optional_int,
     query_types,
 )
+from timeline.render import event_list, json_response, orjson_response
 
 ENDPOINTS = Endpoints()
-
-
-def json_response(text: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=text.encode(), content_type="application/json")
-
-
-def orjson_response(value: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
-
-
-def event_list(events: Iterable[LogEntry]) -> str:
-    return "[" + ",".join(event.to_json() for event in events) + "]"
-
-
-def _known_json(known: state.LogPoint) -> str:
-    return orjson.dumps(known.as_json()).decode()
 
 
 async def read_events(request: web.Request) -> list[NewEvent]:
@@ -152,114 +123,7 @@ async def get_event(request: web.Request) -> web.Response:
     )
 
 
-@ENDPOINTS.add(
-    "GET",
-    "/v1/companies",
-    "Every company known at S, with its event count and first and last dates",
-    {200: models.CompanyList},
-    params=(KNOWN_AT,),
-    scope="read",
-    errors=(409,),
-)
-async def get_companies(request: web.Request) -> web.Response:
-    known, found = await state.companies(request.app[STORE], query_known_at(request))
-    return orjson_response({"companies": found, "known_at": known.as_json()})
-
-
-async def company_query(request: web.Request) -> tuple[str, date, state.LogPoint]:
-    """The company, as_of and resolved known_at of a company endpoint."""
-    company, as_of = company_param(request), query_as_of(request)
-    known = await state.resolve(request.app[STORE], query_known_at(request))
-    return company, as_of, known
-
-
-def unknown_company(company: str, known: state.LogPoint) -> NotFound:
-    return NotFound(f"no event of company {company!r} is known at position {known.position}")
-
-
-@ENDPOINTS.add(
-    "GET",
-    "/v1/companies/{company}",
-    "A company's state as of a date, as known at a time or position",
-    {200: models.CompanyState},
-    params=(COMPANY_PATH, AS_OF, KNOWN_AT, POSSIBLE),
-    scope="read",
-    errors=(404, 409),
-)
-async def get_company(request: web.Request) -> web.Response:
-    company, as_of, known = await company_query(request)
-    include_possible = query_bool(request, "include_possible")
-    found = await state.company_state(
-        request.app[STORE], company, as_of, known, include_possible=include_possible
-    )
-    if found is None:
-        raise unknown_company(company, known)
-    return json_response(found)
-
-
-@ENDPOINTS.add(
-    "GET",
-    "/v1/companies/{company}/timeline",
-    "A company's effective events begun by as_of, in valid-time order",
-    {200: models.CompanyTimeline},
-    params=(COMPANY_PATH, AS_OF, KNOWN_AT),
-    scope="read",
-    errors=(404, 409),
-)
-async def get_company_timeline(request: web.Request) -> web.Response:
-    company, as_of, known = await company_query(request)
-    found = await state.timeline(request.app[STORE], company, as_of, known)
-    if found is None:
-        raise unknown_company(company, known)
-    events = ",".join(event.to_json_with_status(status) for event, status in found)
-    return json_response(
-        f'{{"events":[{events}],"as_of":"{as_of.isoformat()}","known_at":{_known_json(known)}}}'
-    )
-
-
-@ENDPOINTS.add(
-    "GET",
-    "/v1/chronology",
-    "Every company's effective events in valid-time order, paged",
-    {200: models.ChronologyPage},
-    params=(FROM, TO, COMPANY, TYPE, KNOWN_AT, LIMIT, CURSOR),
-    scope="read",
-    errors=(409,),
-)
-async def get_chronology(request: web.Request) -> web.Response:
-    start, end = query_date(request, "from"), query_date(request, "to", last=True)
-    if start is not None and end is not None and start > end:
-        raise bad_query("from", "from is after to")
-    limit = query_int(request, "limit", 100, 1, 1000)
-    companies, types = query_companies(request), query_types(request)
-    store = request.app[STORE]
-    raw_cursor = request.query.get("cursor")
-    cursor = Cursor.decode(raw_cursor) if raw_cursor is not None else None
-    if cursor is None:
-        known = await state.resolve(store, query_known_at(request))
-    elif cursor.known_at > (await store.head()).position:
-        raise bad_query("cursor", "the cursor is not one this server issued")
-    else:
-        known = await state.resolve(store, cursor.known_at)
-        asked = query_known_at(request)
-        # A known_at beside the cursor must be the one the cursor pins, not silently ignored.
-        if asked is not None and (await state.resolve(store, asked)).position != known.position:
-            raise bad_query("known_at", "the cursor pins another known_at; drop one of them")
-    events, following = await chronology(
-        store,
-        known,
-        start=start,
-        end=end,
-        companies=companies,
-        types=types,
-        limit=limit,
-        after=cursor,
-    )
-    next_cursor = "null" if following is None else f'"{following.encode()}"'
-    return json_response(
-        f'{{"events":{event_list(events)},"next_cursor":{next_cursor},'
-        f'"known_at":{_known_json(known)}}}'
-    )
+ENDPOINTS.extend(projection_routes.ENDPOINTS)
 
 
 @ENDPOINTS.add(

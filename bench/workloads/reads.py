@@ -23,7 +23,7 @@ from bench.data import DAYS, FIRST_DAY, MID
 from bench.harness import Check, Context, Figure
 from bench.machine import Server, WrkRun
 from bench.workloads.imports import imported
-from projections.chronology import Cursor, fingerprint
+from projections.chronology import Cursor, page_filters
 
 PATHS = 64  # distinct paths per kind: the server's caches see varied requests
 
@@ -39,7 +39,7 @@ def _spread(count: int) -> list[date]:
 def _path_sets(head: int) -> dict[str, list[str]]:
     rng = random.Random(5)
     days = _days(rng)
-    anywhere = fingerprint(None, None, [], [])
+    anywhere = page_filters(None, None, [], [])
     cursors = [
         Cursor(head, day.isoformat(), day.isoformat(), 0, anywhere).encode()
         for day in _spread(PATHS)

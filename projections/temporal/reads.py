@@ -15,6 +15,7 @@ from projections.temporal.tables import (
     FACT_SELECT,
     LIVE_AT,
     SUMMARY_COLUMNS,
+    VERSIONS,
     effective,
 )
 from projections.temporal.versions import CompanyTally, FactVersion, summarize
@@ -174,3 +175,22 @@ async def fact_versions(store: EventStore, position: int) -> list[FactVersion]:
 async def is_built(store: EventStore) -> bool:
     """Whether the projection holds any row (a log from before it existed has none)."""
     return bool(await store.query("SELECT 1 FROM facts LIMIT 1"))
+
+
+async def versions_of(
+    store: EventStore, ids: Sequence[str]
+) -> dict[str, list[tuple[int, int | None, bool, LogEntry]]]:
+    """Every version of the events `ids`, oldest first: (sys_from, sys_to, retracted, the
+    event in that effective form)."""
+    wanted = sorted(set(ids))
+    found: dict[str, list[tuple[int, int | None, bool, LogEntry]]] = {key: [] for key in wanted}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = await store.query(
+            f"{VERSIONS} WHERE e.id IN ({marks(chunk)}) ORDER BY f.position, f.sys_from",
+            chunk,
+        )
+        for sys_from, sys_to, retracted, *entry in rows:
+            version = effective(entry)
+            found[version.id].append((sys_from, sys_to, bool(retracted), version))
+    return found

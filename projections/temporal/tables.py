@@ -111,11 +111,14 @@ def first_versions(where: str) -> str:
 
 
 # The effective form of an event: the log entry with its fact's occurred, data and confidence.
-EFFECTIVE = (
-    "SELECT e.id, e.type, e.company, COALESCE(f.occurred, e.occurred), f.lo, f.hi, "
-    "COALESCE(f.data, e.data), e.source, f.confidence, e.position, e.version, e.recorded, "
-    "e.hash FROM facts f JOIN events e ON e.position = f.position"
+_EFFECTIVE_COLUMNS = (
+    "e.id, e.type, e.company, COALESCE(f.occurred, e.occurred), f.lo, f.hi, "
+    "COALESCE(f.data, e.data), e.source, f.confidence, e.position, e.version, e.recorded, e.hash"
 )
+_FACTS_AND_ENTRIES = "FROM facts f JOIN events e ON e.position = f.position"
+EFFECTIVE = f"SELECT {_EFFECTIVE_COLUMNS} {_FACTS_AND_ENTRIES}"
+# Each version's span and whether it is retracted, before its effective form.
+VERSIONS = f"SELECT f.sys_from, f.sys_to, f.retracted, {_EFFECTIVE_COLUMNS} {_FACTS_AND_ENTRIES}"
 LIVE_AT = "f.retracted = 0 AND f.sys_from <= ? AND (f.sys_to IS NULL OR f.sys_to > ?)"
 
 

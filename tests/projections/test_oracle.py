@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from events.dates import FuzzyDate
 from projections import reference
+from projections.fold import STATE_LISTS
 from projections.rebuild import projections, rebuild
 from tests.databases import backend_params, fresh
 from tests.factories import event_in
@@ -252,6 +253,8 @@ async def compare(
     assert seen == expected_ids
     answers.append(seen)
 
+    answers.append(await compare_changes(client, log, company, as_of, known, pick))
+
     event = log[pick % len(log)]
     status, detail = await get(client, f"/v1/events/{event.id}")
     facts = reference.effective(log, len(log))
@@ -265,6 +268,93 @@ async def compare(
         assert detail["effective"]["data"] == fact.data
         assert detail["effective"]["occurred"] == fact.occurred
     return answers
+
+
+def state_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    """Two states' difference: items matched by list and id."""
+    added, removed, changed = [], [], []
+    for listed in (*STATE_LISTS, "possible"):
+        old = {item["id"]: item for item in (before or {}).get(listed, [])}
+        new = {item["id"]: item for item in after[listed]}
+        for item in after[listed]:
+            if item["id"] not in old:
+                added.append({"list": listed, "item": item})
+            elif old[item["id"]] != item:
+                changed.append({"list": listed, "before": old[item["id"]], "after": item})
+        removed += [{"list": listed, "item": i} for i in old.values() if i["id"] not in new]
+    return {"added": added, "removed": removed, "changed": changed}
+
+
+def shown(fact: Any) -> Any:
+    return None if fact is None else (fact.occurred, fact.data, fact.confidence)
+
+
+async def compare_changes(
+    client: TestClient[Any, Any], log: list[Any], company: str, as_of: date, known: int, pick: int
+) -> Any:
+    """The changes between S1 and S2 = known: the company diff against the difference of two
+    reference folds, the log's changes against a replay of the log."""
+    since = known * (pick % 4) // 4
+    status, found = await get(
+        client, f"/v1/companies/{company}/changes", since=since, until=known, as_of=as_of
+    )
+    after = reference.company_state(log, company, as_of, known)
+    if after is None:
+        assert status == 404, found
+    else:
+        assert status == 200, found
+        before = reference.company_state(log, company, as_of, since)
+        expected = state_diff(before, after)
+        assert {key: found[key] for key in expected} == expected
+        assert (found["since"]["position"], found["until"]["position"]) == (since, known)
+
+    types = ["model.launched", "executive.appointed"] if pick % 3 == 0 else []
+    companies = [company] if pick % 2 and company != "nobody" else []
+    query = [f"type={kind}" for kind in types] + [f"company={name}" for name in companies]
+    path = "/v1/changes" + ("?" + "&".join(query) if query else "")
+    filters: dict[str, Any] = {"since": since, "until": known, "limit": 7}
+    seen: list[Any] = []
+    while True:
+        status, page = await get(client, path, **filters)
+        assert status == 200, page
+        for change in page["changes"]:
+            before, after = change["before"], change["after"]
+            seen.append(
+                (
+                    change["position"],
+                    change["kind"],
+                    change["event"]["id"],
+                    change["target"],
+                    None
+                    if before is None
+                    else (before["occurred"], before["data"], before["confidence"]),
+                    None
+                    if after is None
+                    else (after["occurred"], after["data"], after["confidence"]),
+                )
+            )
+        if page["next_cursor"] is None:
+            break
+        filters["cursor"] = page["next_cursor"]
+    by_id = {entry.id: entry for entry in log}
+    replay = []
+    for entry in log[since:known]:
+        target = entry.target
+        kind = entry.type if target is None else by_id[target].type
+        if companies and entry.company not in companies:
+            continue
+        if types and entry.type not in types and kind not in types:
+            continue
+        if target is None:
+            fact = reference.effective(log, entry.position)[entry.id]
+            replay.append((entry.position, "added", entry.id, None, None, shown(fact)))
+            continue
+        was = reference.effective(log, entry.position - 1)[target]
+        now = reference.effective(log, entry.position)[target]
+        change = entry.type.removeprefix("event.")
+        replay.append((entry.position, change, entry.id, target, shown(was), shown(now)))
+    assert seen == replay
+    return seen
 
 
 @pytest.mark.parametrize("backend", backend_params())

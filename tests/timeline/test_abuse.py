@@ -47,7 +47,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from projections.chronology import Cursor, fingerprint
+from projections.chronology import Cursor, page_filters
 from tests.databases import Database, backend_params
 from tests.databases import fresh as fresh_database
 from tests.factories import event_in
@@ -286,7 +286,7 @@ KNOWN_AT = [
     "/v1/companies/baidu/timeline",
     "/v1/chronology",
 ]
-FILTERS = fingerprint(None, None, [], [])
+FILTERS = page_filters(None, None, [], [])
 
 
 def forged(known_at: int, position: int, lo: str = "2023-01-01") -> str:
