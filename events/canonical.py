@@ -32,7 +32,7 @@ def parse_json(body: bytes | str) -> Any:
     pydantic-core's parser goes first (faster than the json module, and unlike orjson it
     keeps integers beyond 64 bits exact). What it refuses (a lone surrogate, a byte order
     mark, nesting past 200 levels, NaN) goes to the json module, which decides; what it
-    accepts, it reads to the same values (tests/events/test_envelope.py checks both)."""
+    accepts, it reads to the same values (tests/events/test_mirror.py checks both)."""
     try:
         return pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError:
