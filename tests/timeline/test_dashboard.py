@@ -34,7 +34,6 @@ from tests.factories import event_in
 from timeline.dashboard import ASSETS, STATIC
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 SEEDS = [
     json.loads(line)
     for line in (ROOT / "seeds" / "big-models-2023.ndjson").read_text().splitlines()
@@ -67,7 +66,24 @@ STATE_SECTIONS = [
     "statements",
     "integrations",
     "financials",
+    "executives",
 ]
+
+
+def artifacts(tmp_path: Path) -> Path:
+    """Where the screenshots go: $TIMELINE_TEST_ARTIFACTS, else the test's own tmp_path."""
+    folder = Path(os.environ.get("TIMELINE_TEST_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def screenshot(target: Page | Locator, folder: Path, name: str) -> Path:
+    """A screenshot of what a person sees (the page, or one part of it), kept for a look; it
+    must exist and not be empty."""
+    path = folder / name
+    await target.screenshot(path=path)
+    assert path.is_file() and path.stat().st_size > 0, path
+    return path
 
 
 # ---- the page and its files, through the test client --------------------------------------
@@ -330,7 +346,9 @@ async def assert_shows(page: Page, company: dict[str, Any]) -> None:
     assert await view.locator(".item.possible").count() == len(company["possible"])
 
 
-async def test_the_dashboard_in_a_browser(database: Database, browser: Browser) -> None:
+async def test_the_dashboard_in_a_browser(
+    database: Database, browser: Browser, tmp_path: Path
+) -> None:
     server = Server(database.url)
     await server.start()
     try:
@@ -451,8 +469,7 @@ async def test_the_dashboard_in_a_browser(database: Database, browser: Browser) 
         await page.select_option("#company-select", "alibaba")
         await set_as_of(page, "2023-09-12", "2023-09-12")
         await page.evaluate("window.scrollTo(0, 0)")
-        ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=ARTIFACTS / "dashboard.png")
+        await screenshot(page, artifacts(tmp_path), "dashboard.png")
 
         # (5) The server restarts on the same database and port; the page's EventSource
         # reconnects with its last id and the next event still arrives, with no reload.
@@ -584,8 +601,7 @@ async def test_a_large_log_shows_its_newest_events_and_stays_fast(
         await expect(cards).to_have_count(1000)
 
         await page.evaluate("window.scrollTo(0, 0)")
-        ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=ARTIFACTS / "dashboard-large.png")
+        await screenshot(page, artifacts(tmp_path), "dashboard-large.png")
         assert problems == []
     finally:
         await server.stop()
@@ -699,6 +715,64 @@ async def test_reads_behind_a_token_in_a_browser(tmp_path: Path, browser: Browse
         await page.reload()
         await expect(cards).to_have_count(len(seeded) + 1)
         assert await page.evaluate("localStorage.getItem('timeline.token')") == ADMIN
+        assert problems == []
+    finally:
+        await server.stop()
+
+
+async def test_the_company_view_lists_executives(tmp_path: Path, browser: Browser) -> None:
+    """An appointment is listed with its person, role and date; a departure that is only
+    possible as of the day marks it "leaving?", and one that is definite ends it."""
+    server = Server(tmp_path / "executives.db")
+    await server.start()
+    try:
+        page, problems = await open_page(browser, server.url + "#company=alibaba&as_of=2024-06-30")
+        view = page.locator("#company-view")
+        await expect(view.locator(".known")).to_contain_text("As of 2024-06-30 ")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+        appointed = await server.append(
+            event_in(
+                company="alibaba",
+                type="executive.appointed",
+                occurred="2023-09-10",
+                data={"person": "Eddie Wu", "role": "CEO", "note": "succeeds Daniel Zhang"},
+                confidence="confirmed",
+            )
+        )
+        section = view.locator('[data-section="executives"]')
+        item = section.locator(f'.item[data-id="{appointed["id"]}"]')
+        await expect(item.locator(".person")).to_have_text("Eddie Wu")  # live, with no reload
+        await expect(item.locator(".role")).to_have_text("CEO")
+        await expect(item.locator(".since")).to_have_text("since 2023-09-10")
+        await expect(item.locator(".leaving-badge")).to_have_count(0)
+        await expect(view.locator(".chips")).to_contain_text("1 executive")
+        departed = await server.append(
+            event_in(
+                company="alibaba",
+                type="executive.departed",
+                occurred="2024",
+                data={"person": "Eddie Wu", "role": "CEO", "successor": "to be named"},
+            )
+        )
+        await expect(item.locator(".leaving-badge")).to_have_text("leaving?")
+        await expect(item.locator(".leaving-note")).to_contain_text("departure 2024 (reported)")
+        await expect(item).to_have_class(re.compile(r"\bleaving\b"))
+        mid = await server.get("v1/companies/alibaba?as_of=2024-06-30")
+        assert mid["executives"][0]["departure"]["id"] == departed["id"]
+        assert departed["id"] in [p["id"] for p in mid["possible"]]
+        await assert_shows(page, mid)
+        await section.scroll_into_view_if_needed()
+        await screenshot(page.locator(".company-panel"), artifacts(tmp_path), "executives.png")
+        # Once the departure is definite, the appointment has ended: no executive is listed.
+        await set_as_of(page, "2024", "2024-12-31")
+        end = await server.get("v1/companies/alibaba?as_of=2024-12-31")
+        assert end["executives"] == []
+        await assert_shows(page, end)
+        await expect(section).to_have_count(0)
+        # Before the appointment, nothing either; on its day, it is there and not leaving.
+        await set_as_of(page, "2023-09-10", "2023-09-10")
+        await expect(item.locator(".person")).to_have_text("Eddie Wu")
+        await expect(item.locator(".leaving-badge")).to_have_count(0)
         assert problems == []
     finally:
         await server.stop()

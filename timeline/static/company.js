@@ -5,6 +5,7 @@ import { render } from "./chronology.js";
 import { api, showError } from "./data.js";
 import { $, h } from "./dom.js";
 import {
+  SECTIONS,
   TYPES,
   confidenceBadge,
   dayNumber,
@@ -19,17 +20,6 @@ import {
   today,
 } from "./format.js";
 import { saveHash, state } from "./state.js";
-
-// The company state's lists, each with the event type its items come from.
-const SECTIONS = [
-  ["models", "Models", "model.launched", "model"],
-  ["teams", "Teams", "team.formed", "team"],
-  ["filings", "Filings", "filing.passed", "filing"],
-  ["letters", "Letters", "ceo.letter", "letter"],
-  ["statements", "Statements", "statement.made", "statement"],
-  ["integrations", "Integrations", "product.integrated", "integration"],
-  ["financials", "Financials", "financial.report", "financial report"],
-];
 
 export function selectCompany(company, asOf) {
   state.selected = company;
@@ -129,6 +119,56 @@ function stateItem(type, item, possible) {
   );
 }
 
+// An executive: who, which role, since when (the appointment's date as written), and, while a
+// departure is only possible as of the day, "leaving?" with the departure's date.
+function executiveItem(item) {
+  const leaving = item.departure;
+  return h(
+    "li",
+    {
+      class: leaving ? "item executive leaving" : "item executive",
+      "data-id": item.id,
+      "data-type": "executive.appointed",
+      "data-confidence": item.confidence,
+    },
+    h(
+      "div",
+      { class: "card-meta" },
+      h(
+        "span",
+        { class: "since" },
+        "since ",
+        h(
+          "time",
+          { class: "date", datetime: item.occurred.lo, title: describeDate(item.occurred) },
+          shownDate(item.occurred),
+        ),
+      ),
+      confidenceBadge(item.confidence),
+    ),
+    h("p", { class: "title person" }, item.person),
+    h("p", { class: "role" }, item.role),
+    item.note && h("p", { class: "fact" }, item.note),
+    leaving &&
+      h(
+        "p",
+        {
+          class: "leaving-note",
+          "data-departure": leaving.id,
+          title: `a departure of ${item.person} as ${item.role} that has begun but not ended by the as-of day`,
+        },
+        h("span", { class: "leaving-badge" }, "leaving?"),
+        " departure ",
+        h(
+          "time",
+          { class: "date", datetime: leaving.occurred.lo, title: describeDate(leaving.occurred) },
+          shownDate(leaving.occurred),
+        ),
+        ` (${leaving.confidence})`,
+      ),
+  );
+}
+
 function companyView(found) {
   const nodes = [
     h(
@@ -167,7 +207,9 @@ function companyView(found) {
         h(
           "ol",
           { class: "items" },
-          items.map((item) => stateItem(type, item, false)),
+          items.map((item) =>
+            key === "executives" ? executiveItem(item) : stateItem(type, item, false),
+          ),
         ),
       ),
     );

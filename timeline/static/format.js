@@ -12,22 +12,55 @@ export const TYPES = {
   "financial.report": "Financial report",
   "product.integrated": "Product integrated",
   "statement.made": "Statement",
+  "executive.appointed": "Executive appointed",
+  "executive.departed": "Executive departed",
 };
 
+// The company state's lists, each with its label, the event type its items come from and the
+// name of one item.
+export const SECTIONS = [
+  ["models", "Models", "model.launched", "model"],
+  ["teams", "Teams", "team.formed", "team"],
+  ["filings", "Filings", "filing.passed", "filing"],
+  ["letters", "Letters", "ceo.letter", "letter"],
+  ["statements", "Statements", "statement.made", "statement"],
+  ["integrations", "Integrations", "product.integrated", "integration"],
+  ["financials", "Financials", "financial.report", "financial report"],
+  ["executives", "Executives", "executive.appointed", "executive"],
+];
+export const LIST_TYPES = Object.fromEntries(SECTIONS.map(([key, , type]) => [key, type]));
+
 const STAGES = { announced: "announced", internal_test: "internal test", public: "public" };
-const PRECISION = { year: "year", quarter: "quarter", month: "month", day: "day" };
+const PRECISION = {
+  year: "year",
+  quarter: "quarter",
+  month: "month",
+  day: "day",
+  decade: "decade",
+  on_or_before: "on or before",
+  between: "some day between",
+};
+export const FIRST_DAY = "0001-01-01"; // the calendar's first day: `[..F]` begins on it
 
 // ---- dates
 
 export const DAY_MS = 86400000;
 
+// The day number (days since 1970-01-01) of a calendar date; month and day may overflow, as
+// Date.UTC's do. Not Date.UTC itself: it reads the years 0 to 99 as 1900 to 1999.
+export function utcDay(year, month, day) {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return Math.round(date.getTime() / DAY_MS);
+}
+
 export function dayNumber(iso) {
   const [y, m, d] = iso.split("-").map(Number);
-  return Date.UTC(y, m - 1, d) / DAY_MS;
+  return utcDay(y, m, d);
 }
 export const isoDay = (n) => new Date(n * DAY_MS).toISOString().slice(0, 10);
 export const today = () => new Date().toISOString().slice(0, 10);
-const lastDayOf = (year, month) => new Date(Date.UTC(year, month, 0)).getUTCDate();
+const lastDayOf = (year, month) => utcDay(year, month + 1, 0) - utcDay(year, month, 0);
 export const pad = (n) => String(n).padStart(2, "0");
 
 // "2023-Q1~" → "~2023-Q1": an approximate date reads best with its tilde in front.
@@ -36,16 +69,28 @@ export function shownDate(occurred) {
   return value.endsWith("~") ? `~${value.slice(0, -1)}` : value;
 }
 
+// A range that begins on the calendar's first day is "on or before" its end.
+export const onOrBefore = (occurred) => occurred.lo === FIRST_DAY;
+
 export function describeDate(occurred) {
   const last = isoDay(dayNumber(occurred.hi) - 1);
-  const range = occurred.lo === last ? occurred.lo : `${occurred.lo} to ${last}`;
+  const range = onOrBefore(occurred)
+    ? `on or before ${last}`
+    : occurred.lo === last
+      ? occurred.lo
+      : `${occurred.lo} to ${last}`;
   const mark = occurred.value.endsWith("~")
     ? ", approximate"
     : occurred.value.endsWith("?")
       ? ", uncertain"
       : "";
+  if (onOrBefore(occurred)) return range;
   return `${range} (${PRECISION[occurred.precision] || occurred.precision}${mark})`;
 }
+
+// The date exactly as the server has it: the text as sent, and its half-open range of days.
+export const exactDate = (occurred) =>
+  `${occurred.value} · ${occurred.lo}–${occurred.hi} (lo–hi, hi exclusive)`;
 
 // An as-of may be fuzzy: a year, quarter or month stands for its last day.
 export function resolveAsOf(text) {
@@ -125,6 +170,13 @@ export function describe(type, d) {
       return { title: `${d.model} in ${d.product}` };
     case "statement.made":
       return { title: joined([d.speaker, d.role], ", "), summary: d.summary, facts: [d.venue] };
+    case "executive.appointed":
+      return { title: `${d.person}, ${d.role}`, facts: [d.note] };
+    case "executive.departed":
+      return {
+        title: `${d.person} leaves as ${d.role}`,
+        facts: [d.successor && `successor: ${d.successor}`, d.note],
+      };
     default:
       return { title: TYPES[type] || type };
   }
