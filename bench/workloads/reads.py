@@ -57,6 +57,16 @@ def _path_sets(head: int) -> dict[str, list[str]]:
             for day in days
         ],
         "healthz": ["/healthz"],
+        # What changed in the company, as of a day, since a point of the log's first half;
+        # and a page of the log's changes from anywhere in it.
+        "diff": [
+            f"/v1/companies/{MID}/changes?since={rng.randrange(head // 10, head // 2)}&as_of={day}"
+            for day in days
+        ],
+        "changes": [
+            f"/v1/changes?since={rng.randrange(0, max(1, head - 100))}&limit=100"
+            for _ in range(PATHS)
+        ],
         "pages": [f"/v1/chronology?limit=100&cursor={cursor}" for cursor in cursors],
         "windows": windows,
     }
@@ -96,6 +106,8 @@ def _one_pinning(context: Context, pin: bool) -> list[Figure]:
             ("known", 1),
             ("pages", 1),
             ("windows", 1),
+            ("diff", 1),
+            ("changes", 1),
         ]
         if sizes.warmup:
             for name, connections in plan:
@@ -177,6 +189,22 @@ def _one_pinning(context: Context, pin: bool) -> list[Figure]:
             checks=[Check("p50 ms", p50(("windows", 1)), "<=", 2.0)],
             disturbed=disturbed(("windows", 1)),
             note=f"{PATHS} one-month from/to windows spread over 2019-2025",
+            **common,
+        ),
+        Figure(
+            "5 company changes since S1, 300 facts",
+            "p50 ms",
+            p50(("diff", 1)),
+            disturbed=disturbed(("diff", 1)),
+            note=f"p99 {p99(('diff', 1)):.2f} ms; two as-of reads and their difference",
+            **common,
+        ),
+        Figure(
+            "5 log changes page of 100",
+            "p50 ms",
+            p50(("changes", 1)),
+            disturbed=disturbed(("changes", 1)),
+            note=f"p99 {p99(('changes', 1)):.2f} ms; {PATHS} since spread over the log",
             **common,
         ),
         Figure(
