@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +312,46 @@ async def test_openapi_describes_every_endpoint(api: Api) -> None:
 
     for ref in refs(document):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+async def test_openapi_describes_the_1_1_extensions(api: Api) -> None:
+    document = await (await api.client.get("/openapi.json")).json()
+    schemas, paths = document["components"]["schemas"], document["paths"]
+
+    def parameters(path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in paths[path]["get"]["parameters"]}
+
+    changes = parameters("/v1/changes")
+    assert changes["since"]["required"] and not changes["until"]["required"]
+    assert {"company", "type", "limit", "cursor"} <= set(changes)
+    company = parameters("/v1/companies/{company}/changes")
+    assert company["since"]["required"] and {"until", "as_of"} <= set(company)
+    ok = paths["/v1/changes"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/ChangesPage")
+    assert schemas["LogChange"]["properties"]["kind"]["enum"] == [
+        "added",
+        "corrected",
+        "retracted",
+        "reinstated",
+    ]
+    assert {"added", "removed", "changed", "since", "until"} <= set(
+        schemas["CompanyChanges"]["properties"]
+    )
+    # Executives: the two types, and the list with its possible departure.
+    assert {"person", "role"} <= set(schemas["ExecutiveDeparted"]["required"])
+    assert "successor" in schemas["ExecutiveDeparted"]["properties"]
+    assert "ExecutiveAppointedIn" in schemas
+    assert "departure" in schemas["ExecutiveItem"]["properties"]
+    assert "executives" in schemas["CompanyState"]["required"]
+    # The date forms: every precision, and a coarser as_of, from and to.
+    assert set(schemas["Occurred"]["properties"]["precision"]["enum"]) >= {
+        "decade",
+        "on_or_before",
+        "between",
+    }
+    pattern = parameters("/v1/companies/{company}")["as_of"]["schema"]["pattern"]
+    for day in ["2023", "2023-Q3", "2023-05", "2023-05-17"]:
+        assert re.fullmatch(pattern.strip("^$"), day), day
 
 
 async def test_hostile_bodies_get_422_not_500(api: Api) -> None:
