@@ -776,3 +776,58 @@ async def test_the_company_view_lists_executives(tmp_path: Path, browser: Browse
         assert problems == []
     finally:
         await server.stop()
+
+
+async def test_the_address_is_read_and_followed(tmp_path: Path, browser: Browser) -> None:
+    """An as-of in the address that is not a date is said, not replaced by today; editing the
+    address's hash in the open tab is followed, with no reload."""
+    server = Server(tmp_path / "address.db")
+    await server.start()
+    try:
+        page, problems = await open_page(browser, server.url + "#company=alibaba&as_of=2023-13-45")
+        await page.evaluate("window.sameDocument = true")
+        error = page.locator("#error")
+        view = page.locator("#company-view")
+        cards = page.locator("#chronology .card")
+        seeded = (await server.get("v1/chronology?limit=1000"))["events"]
+        await expect(error).to_be_visible()
+        await expect(page.locator("#error-title")).to_have_text(
+            "The address holds a value the page cannot use"
+        )
+        await expect(page.locator("#error-list")).to_contain_text("as_of: “2023-13-45” is not")
+        await expect(page.locator("#as-of")).to_have_value("2023-13-45")
+        await expect(page.locator("#as-of-note")).to_have_class(re.compile(r"\binvalid\b"))
+        await expect(view.locator(".problem")).to_contain_text("2023-13-45")
+        # The chronology loads as ever, and the banner stays: the company view is not today's.
+        await expect(cards).to_have_count(len(seeded))
+        await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+        await expect(error).to_be_visible()
+        await expect(view.locator(".known")).to_have_count(0)
+        assert "as_of=2023-13-45" in page.url
+        await screenshot(page, artifacts(tmp_path), "bad-address.png")
+
+        # The hash edited in the open tab: the page reads it again and redraws.
+        await page.evaluate("location.hash = 'company=baidu&as_of=2023-06-30'")
+        await expect(view.locator(".known")).to_contain_text("As of 2023-06-30 ")
+        await expect(view.locator(".company-name")).to_have_text("Baidu")
+        await expect(page.locator("#company-select")).to_have_value("baidu")
+        await expect(page.locator("#as-of")).to_have_value("2023-06-30")
+        await expect(error).to_be_hidden()
+        await assert_shows(page, await server.get("v1/companies/baidu?as_of=2023-06-30"))
+        await page.evaluate("location.hash = 'company=baidu&as_of=2023-Q1&filter_type=team.formed'")
+        await expect(view.locator(".known")).to_contain_text("As of 2023-03-31 ")
+        teams = (await server.get("v1/chronology?limit=1000&type=team.formed"))["events"]
+        await expect(cards).to_have_count(len(teams))
+        await expect(page.locator("#filter-type")).to_have_value("team.formed")
+        # A bad as-of edited in is said too; a good one typed in the page clears it.
+        await page.evaluate("location.hash = 'company=baidu&as_of=yesterday'")
+        await expect(error).to_be_visible()
+        await expect(page.locator("#error-list")).to_contain_text("“yesterday” is not a date")
+        await expect(view.locator(".problem")).to_contain_text("yesterday")
+        await set_as_of(page, "2023-09-12", "2023-09-12")
+        await expect(error).to_be_hidden()
+        assert page.url.endswith("#company=baidu&as_of=2023-09-12")
+        assert await page.evaluate("window.sameDocument") is True
+        assert problems == []
+    finally:
+        await server.stop()

@@ -2,7 +2,7 @@
 // events whose fuzzy range has begun but not ended by that day (possible).
 
 import { render } from "./chronology.js";
-import { api, showError } from "./data.js";
+import { api, hideError, showError } from "./data.js";
 import { $, h } from "./dom.js";
 import {
   SECTIONS,
@@ -42,6 +42,11 @@ export function setAsOf(text) {
   }
   note.classList.remove("invalid");
   state.asOf = resolved.day;
+  state.badAsOf = "";
+  if (state.hashProblem) {
+    state.hashProblem = null; // the address's bad as-of, now replaced by one the user gave
+    hideError();
+  }
   note.textContent = resolved.note ? `${resolved.day}, ${resolved.note}` : "";
   saveHash();
   render();
@@ -60,6 +65,17 @@ export async function loadCompany() {
   if (!state.selected) {
     view.replaceChildren(
       h("p", { class: "empty" }, "Pick a company, or click its lane or its name on a card."),
+    );
+    return;
+  }
+  if (state.badAsOf) {
+    view.replaceChildren(
+      h(
+        "div",
+        { class: "problem", role: "alert" },
+        h("strong", {}, "Not a date"),
+        ` “${state.badAsOf}” is not a day the page can ask about: give one in As of.`,
+      ),
     );
     return;
   }

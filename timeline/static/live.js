@@ -42,6 +42,7 @@ export async function loadAll() {
     state.limit = RENDER_STEP;
     forgetLanes();
     hideError();
+    if (state.hashProblem) showError(state.hashProblem); // still not fixed
     if (!state.selected && state.companies.size) {
       state.selected = [...state.companies.values()].sort(
         (a, b) => b.events - a.events,

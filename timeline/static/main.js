@@ -7,17 +7,36 @@
 // reach upwards, a company on a card or the chart and a mark's card, are handed in here.
 
 import { focusCard, render, wireCards } from "./chronology.js";
-import { selectCompany, setAsOf, stepAsOf } from "./company.js";
-import { hideError, setToken, showTokenForm } from "./data.js";
+import { loadCompany, selectCompany, setAsOf, stepAsOf } from "./company.js";
+import { hideError, setToken, showError, showTokenForm } from "./data.js";
 import { $ } from "./dom.js";
 import { loadAll } from "./live.js";
 import { RENDER_STEP, loadHash, saveHash, state } from "./state.js";
 import { renderLegend, wireLanes } from "./swimlanes.js";
 
+// The address's hash was edited in an open tab (or a link to another view followed): read the
+// view from it again and redraw what it changes.
+function followHash() {
+  const before = { ...state, filters: { ...state.filters } };
+  loadHash();
+  if (state.hashProblem) showError(state.hashProblem);
+  else if (before.hashProblem) hideError();
+  state.limit = RENDER_STEP;
+  render();
+  if (
+    state.selected !== before.selected ||
+    state.asOf !== before.asOf ||
+    state.badAsOf !== before.badAsOf
+  )
+    loadCompany();
+}
+
 function start() {
   wireCards({ selectCompany });
   wireLanes({ selectCompany, focusCard });
   loadHash();
+  if (state.hashProblem) showError(state.hashProblem);
+  addEventListener("hashchange", followHash);
   renderLegend();
   $("#filter-company").addEventListener("change", (e) => {
     state.filters.company = e.target.value;

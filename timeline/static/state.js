@@ -25,6 +25,8 @@ export const state = {
   allYears: false,
   selected: "",
   asOf: "", // YYYY-MM-DD, or "" for today
+  badAsOf: "", // an as-of that is not a date, as written (the company view waits for a good one)
+  hashProblem: null, // what the address holds that the page cannot use, shown until fixed
   fresh: new Set(),
   source: null,
   retryMs: 1000,
@@ -46,18 +48,35 @@ export const measure = (name, started) => {
 export function saveHash() {
   const query = new URLSearchParams();
   if (state.selected) query.set("company", state.selected);
-  if (state.asOf) query.set("as_of", state.asOf);
+  if (state.badAsOf || state.asOf) query.set("as_of", state.badAsOf || state.asOf);
   if (state.filters.company) query.set("filter_company", state.filters.company);
   if (state.filters.type) query.set("filter_type", state.filters.type);
   history.replaceState(null, "", query.toString() ? `#${query}` : location.pathname);
 }
 
+// Read the view from the address: on load, and whenever the address's hash is edited. A value
+// the page cannot use is kept as written and said (state.hashProblem), never silently
+// replaced: an as-of that is not a date stays in the as-of field, marked.
 export function loadHash() {
   const query = new URLSearchParams(location.hash.slice(1));
+  const errors = [];
   state.selected = query.get("company") || "";
   state.filters.company = query.get("filter_company") || "";
   state.filters.type = query.get("filter_type") || "";
-  const asOf = resolveAsOf(query.get("as_of") || "");
+  const written = query.get("as_of") || "";
+  const asOf = resolveAsOf(written);
   state.asOf = asOf.day || "";
-  $("#as-of").value = state.asOf;
+  state.badAsOf = asOf.error ? written : "";
+  if (asOf.error) errors.push({ loc: ["as_of"], msg: asOf.error });
+  $("#as-of").value = state.badAsOf || state.asOf;
+  const note = $("#as-of-note");
+  note.textContent = asOf.error || (asOf.note ? `${asOf.day}, ${asOf.note}` : "");
+  note.classList.toggle("invalid", Boolean(asOf.error));
+  state.hashProblem = errors.length
+    ? {
+        title: "The address holds a value the page cannot use",
+        detail: `#${query}: fix it in the address, or in the field it names.`,
+        errors,
+      }
+    : null;
 }

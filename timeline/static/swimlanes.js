@@ -243,7 +243,7 @@ export function renderLanes(shown) {
   lanes.dirty.clear();
   const overlay = [];
   let bottom = top + 4;
-  if (state.selected) {
+  if (state.selected && !state.badAsOf) {
     const day = dayNumber(state.asOf || today()) + 1;
     if (day >= start && day <= end) {
       const right = x(day) > labelWidth + plot / 2;
