@@ -41,8 +41,13 @@ SEEDS = [
 ]
 LETTER = next(e for e in SEEDS if e["type"] == "ceo.letter" and e["company"] == "alibaba")
 TONGYI = next(e for e in SEEDS if e["data"].get("model") == "Tongyi Qianwen")
+# Pinduoduo's large-model team: its range begins before mid-November 2023 and ends with 2023.
 PINDUODUO_TEAM = next(
-    e for e in SEEDS if e["type"] == "team.formed" and e["occurred"] == "2023-11~"
+    e
+    for e in SEEDS
+    if e["type"] == "team.formed"
+    and e["company"] == "pinduoduo"
+    and e["data"]["name"] == "large model team"
 )
 ADMIN = "tl_dashboard-admin"
 CHROMIUM = os.environ.get("TIMELINE_CHROMIUM", "/usr/bin/chromium")
@@ -68,6 +73,26 @@ STATE_SECTIONS = [
     "financials",
     "executives",
 ]
+
+
+PRECISION = {"decade": "decade", "between": "some day between"}
+
+
+def shown_date(occurred: dict[str, str]) -> str:
+    """A date as a card shows it: as written, an approximate one with its tilde in front."""
+    value = occurred["value"]
+    return f"~{value[:-1]}" if value.endswith("~") else value
+
+
+def described_date(occurred: dict[str, str]) -> str:
+    """A date's range as its tooltip says it, from the server's lo and hi."""
+    last = (date.fromisoformat(occurred["hi"]) - timedelta(days=1)).isoformat()
+    if occurred["lo"] == "0001-01-01":
+        return f"on or before {last}"
+    span = occurred["lo"] if occurred["lo"] == last else f"{occurred['lo']} to {last}"
+    value = occurred["value"]
+    mark = ", approximate" if value.endswith("~") else ", uncertain" if value.endswith("?") else ""
+    return f"{span} ({PRECISION.get(occurred['precision'], occurred['precision'])}{mark})"
 
 
 def artifacts(tmp_path: Path) -> Path:
@@ -369,10 +394,11 @@ async def test_the_dashboard_in_a_browser(
         await expect(letter.locator(".confidence")).to_have_text("✓ confirmed")
         tongyi = page.locator(f'#chronology .card[data-id="{TONGYI["id"]}"]')
         await expect(tongyi.locator(".title")).to_have_text("Tongyi Qianwen launched")
-        await expect(tongyi.locator(".date")).to_have_text("~2023-Q1")
-        await expect(tongyi.locator(".date")).to_have_attribute(
-            "title", "2022-10-01 to 2023-06-30 (quarter, approximate)"
-        )
+        # A fuzzy date as written (`~2023-Q1` for `2023-Q1~`), its range on hover.
+        occurred = next(e["occurred"] for e in chronology if e["id"] == TONGYI["id"])
+        assert occurred["hi"] > occurred["lo"]
+        await expect(tongyi.locator(".date")).to_have_text(shown_date(occurred))
+        await expect(tongyi.locator(".date")).to_have_attribute("title", described_date(occurred))
         quote = tongyi.locator(".source blockquote")
         await expect(quote).to_be_hidden()
         await tongyi.locator(".source summary").click()
@@ -420,7 +446,8 @@ async def test_the_dashboard_in_a_browser(
         before = await server.get("v1/companies/alibaba?as_of=2023-09-11")
         assert before["letters"] == []
         await assert_shows(page, before)
-        await expect(page.locator("#company-view")).not_to_contain_text("Wu Yongming")
+        letter_item = page.locator(f'#company-view .item[data-id="{LETTER["id"]}"]')
+        await expect(letter_item).to_have_count(0)
         await page.click("#as-of-next")  # one day later
         await expect(page.locator("#company-view .known")).to_contain_text("As of 2023-09-12 ")
         on_the_day = await server.get("v1/companies/alibaba?as_of=2023-09-12")
@@ -726,13 +753,14 @@ async def test_the_company_view_lists_executives(tmp_path: Path, browser: Browse
     server = Server(tmp_path / "executives.db")
     await server.start()
     try:
-        page, problems = await open_page(browser, server.url + "#company=alibaba&as_of=2024-06-30")
+        page, problems = await open_page(browser, server.url + "#company=moonshot&as_of=2024-06-30")
         view = page.locator("#company-view")
-        await expect(view.locator(".known")).to_contain_text("As of 2024-06-30 ")
+        # A company the log does not know yet: the server's 404, until its first event.
+        await expect(view.locator(".problem")).to_contain_text("Not found")
         await expect(page.locator("#status")).to_have_attribute("data-state", "live")
         appointed = await server.append(
             event_in(
-                company="alibaba",
+                company="moonshot",
                 type="executive.appointed",
                 occurred="2023-09-10",
                 data={"person": "Eddie Wu", "role": "CEO", "note": "succeeds Daniel Zhang"},
@@ -742,13 +770,14 @@ async def test_the_company_view_lists_executives(tmp_path: Path, browser: Browse
         section = view.locator('[data-section="executives"]')
         item = section.locator(f'.item[data-id="{appointed["id"]}"]')
         await expect(item.locator(".person")).to_have_text("Eddie Wu")  # live, with no reload
+        await expect(view.locator(".known")).to_contain_text("As of 2024-06-30 ")
         await expect(item.locator(".role")).to_have_text("CEO")
         await expect(item.locator(".since")).to_have_text("since 2023-09-10")
         await expect(item.locator(".leaving-badge")).to_have_count(0)
         await expect(view.locator(".chips")).to_contain_text("1 executive")
         departed = await server.append(
             event_in(
-                company="alibaba",
+                company="moonshot",
                 type="executive.departed",
                 occurred="2024",
                 data={"person": "Eddie Wu", "role": "CEO", "successor": "to be named"},
@@ -757,7 +786,7 @@ async def test_the_company_view_lists_executives(tmp_path: Path, browser: Browse
         await expect(item.locator(".leaving-badge")).to_have_text("leaving?")
         await expect(item.locator(".leaving-note")).to_contain_text("departure 2024 (reported)")
         await expect(item).to_have_class(re.compile(r"\bleaving\b"))
-        mid = await server.get("v1/companies/alibaba?as_of=2024-06-30")
+        mid = await server.get("v1/companies/moonshot?as_of=2024-06-30")
         assert mid["executives"][0]["departure"]["id"] == departed["id"]
         assert departed["id"] in [p["id"] for p in mid["possible"]]
         await assert_shows(page, mid)
@@ -765,7 +794,7 @@ async def test_the_company_view_lists_executives(tmp_path: Path, browser: Browse
         await screenshot(page.locator(".company-panel"), artifacts(tmp_path), "executives.png")
         # Once the departure is definite, the appointment has ended: no executive is listed.
         await set_as_of(page, "2024", "2024-12-31")
-        end = await server.get("v1/companies/alibaba?as_of=2024-12-31")
+        end = await server.get("v1/companies/moonshot?as_of=2024-12-31")
         assert end["executives"] == []
         await assert_shows(page, end)
         await expect(section).to_have_count(0)
@@ -827,6 +856,122 @@ async def test_the_address_is_read_and_followed(tmp_path: Path, browser: Browser
         await set_as_of(page, "2023-09-12", "2023-09-12")
         await expect(error).to_be_hidden()
         assert page.url.endswith("#company=baidu&as_of=2023-09-12")
+        assert await page.evaluate("window.sameDocument") is True
+        assert problems == []
+    finally:
+        await server.stop()
+
+
+async def test_known_at_travels_back_and_says_what_changed(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """An event, then a correction after S: known at S, the swimlanes, cards and company view
+    show the uncorrected event and live entries are counted, not applied; "what changed since
+    S" lists the correction, marked corrected, and the company's item as changed."""
+    server = Server(tmp_path / "travel.db")
+    await server.start()
+    try:
+        launch = await server.append(
+            event_in(
+                company="zhipu",
+                type="model.launched",
+                occurred="2023-08-31",
+                data={"model": "GLM Original", "stage": "announced"},
+            )
+        )
+        known = launch["position"]
+        correction = await server.append(
+            event_in(
+                company="zhipu",
+                type="event.corrected",
+                occurred="2023-09",
+                data={"target": launch["id"], "data": {"model": "GLM Corrected", "stage": "public"}},
+            )
+        )
+        hash_ = f"#company=zhipu&as_of=2023-12-31&known_at={known}"
+        page, problems = await open_page(browser, server.url + hash_)
+        await page.evaluate("window.sameDocument = true")
+        cards = page.locator("#chronology .card")
+        view = page.locator("#company-view")
+        card = page.locator(f'#chronology .card[data-id="{launch["id"]}"]')
+        item = view.locator(f'[data-section="models"] .item[data-id="{launch["id"]}"]')
+        then = (await server.get(f"v1/chronology?limit=1000&known_at={known}"))["events"]
+        await expect(cards).to_have_count(len(then))
+        await expect(card.locator(".title")).to_have_text("GLM Original launched (announced)")
+        await expect(item.locator(".title")).to_have_text("GLM Original launched (announced)")
+        await expect(view.locator(".known")).to_contain_text(f"known at position {known} ")
+        await assert_shows(
+            page, await server.get(f"v1/companies/zhipu?as_of=2023-12-31&known_at={known}")
+        )
+        await expect(page.locator("#lanes .mark")).to_have_count(len(then))
+        await expect(page.locator(f'#lanes .mark[data-id="{launch["id"]}"]')).to_have_count(1)
+        await expect(page.locator("#head")).to_have_text(f"known at {known}")
+        await expect(page.locator("#known-at")).to_have_value(str(known))
+        await expect(page.locator("#pinned")).to_contain_text(f"Known at position {known}")
+        await expect(page.locator("#known-note")).to_have_text("+1 newer, not shown")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+
+        # What changed since S (the known-at point): the correction, marked as corrected.
+        entry = page.locator(f'#changes-log .change[data-position="{correction["position"]}"]')
+        await expect(entry).to_have_class(re.compile(r"\bchange-corrected\b"))
+        await expect(entry.locator(".kind-badge")).to_have_text("✎ corrected")
+        await expect(entry.locator('.diff [data-field="model"]')).to_have_text(
+            "model GLM Original → GLM Corrected"
+        )
+        await expect(page.locator("#changes-log .change")).to_have_count(1)
+        changed = page.locator(f'#company-changes .change[data-id="{launch["id"]}"]')
+        await expect(changed).to_have_class(re.compile(r"\bchange-changed\b"))
+        await expect(changed.locator(".kind-badge")).to_have_text("✎ changed")
+        await expect(changed).to_have_attribute("data-list", "models")
+        await expect(changed.locator('.diff [data-field="stage"]')).to_have_text(
+            "stage announced → public"
+        )
+
+        # Live entries keep coming: counted, not applied to the view known at S.
+        live = await server.append(
+            event_in(company="zhipu", occurred="2023-10", data={"model": "GLM Live"})
+        )
+        await expect(page.locator("#known-note")).to_have_text("+2 newer, not shown")
+        await expect(cards).to_have_count(len(then))
+        await expect(card.locator(".title")).to_have_text("GLM Original launched (announced)")
+        # Refresh re-reads the changes, up to the last position the page has seen.
+        await page.click("#since-refresh")
+        added = page.locator(f'#changes-log .change[data-position="{live["position"]}"]')
+        await expect(added).to_have_class(re.compile(r"\bchange-added\b"))
+        await expect(added.locator(".kind-badge")).to_have_text("+ added")
+        await page.evaluate("window.scrollTo(0, 0)")
+        await screenshot(page, artifacts(tmp_path), "known-at.png")
+        await screenshot(page.locator(".changes-panel"), artifacts(tmp_path), "changes.png")
+
+        # Back to now: the corrected event, and the live one, as the log has them.
+        await page.click("#known-now")
+        await expect(card.locator(".title")).to_have_text("GLM Corrected launched (public)")
+        await expect(item.locator(".title")).to_have_text("GLM Corrected launched (public)")
+        await expect(page.locator(f'#chronology .card[data-id="{live["id"]}"]')).to_have_count(1)
+        await expect(page.locator("#pinned")).to_be_hidden()
+        await expect(page.locator("#head")).to_have_text(re.compile(r"^position \d+$"))
+        assert "known_at" not in page.url
+        await expect(page.locator("#changes-log .change")).to_have_count(0)
+
+        # The control in the header takes a time as well as a position.
+        recorded = launch["recorded"]
+        await page.fill("#known-at", recorded)
+        await page.press("#known-at", "Enter")
+        await expect(card.locator(".title")).to_have_text("GLM Original launched (announced)")
+        await expect(page.locator("#head")).to_have_text(f"known at {known}")
+        assert f"known_at={recorded.replace(':', '%3A')}" in page.url
+        # A point typed in the panel: since just before the launch, the launch was added.
+        await page.fill("#since", str(known - 1))
+        await page.press("#since", "Enter")
+        first = page.locator(f'#changes-log .change[data-position="{known}"]')
+        await expect(first).to_have_class(re.compile(r"\bchange-added\b"))
+        await expect(page.locator("#changes-log .change")).to_have_count(3)
+        # A known-at edited into the address is followed; one past the head is said.
+        await page.evaluate("location.hash = 'company=zhipu&known_at=99999'")
+        await expect(page.locator("#error-title")).to_have_text("Position conflict")
+        await page.evaluate(f"location.hash = 'company=zhipu&as_of=2023-12-31&known_at={known}'")
+        await expect(card.locator(".title")).to_have_text("GLM Original launched (announced)")
+        await expect(page.locator("#error")).to_be_hidden()
         assert await page.evaluate("window.sameDocument") is True
         assert problems == []
     finally:

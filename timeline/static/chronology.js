@@ -158,7 +158,8 @@ function renderChronology(shown) {
   $("#more").textContent = `Show ${Math.min(more, RENDER_STEP)} more (${more} not shown)`;
   const all = state.list.length;
   $("#count").textContent =
-    shown.length === all ? `${all} events` : `${shown.length} of ${all} events`;
+    (shown.length === all ? `${all} events` : `${shown.length} of ${all} events`) +
+    (state.pinned ? ` known at ${state.known}` : "");
   const note = $("#window");
   note.hidden = !state.truncated;
   if (state.truncated && all) {
@@ -226,7 +227,9 @@ export function render(live = false) {
     renderFilters();
     const shown = filtered();
     renderChronology(shown);
-    $("#head").textContent = `position ${Math.max(state.known, state.lastId || 0)}`;
+    $("#head").textContent = state.pinned
+      ? `known at ${state.known}`
+      : `position ${Math.max(state.known, state.lastId || 0)}`;
     if (pendingFocus && focusCard(pendingFocus)) pendingFocus = null;
     measure("render", started);
     if (lanesDue) {

@@ -1,6 +1,7 @@
 // One company as of a date: GET /v1/companies/{company}?as_of=…, its lists, and apart the
 // events whose fuzzy range has begun but not ended by that day (possible).
 
+import { loadCompanyChanges } from "./changes.js";
 import { render } from "./chronology.js";
 import { api, hideError, showError } from "./data.js";
 import { $, h } from "./dom.js";
@@ -30,6 +31,7 @@ export function selectCompany(company, asOf) {
   saveHash();
   render();
   loadCompany();
+  loadCompanyChanges();
 }
 
 export function setAsOf(text) {
@@ -51,6 +53,7 @@ export function setAsOf(text) {
   saveHash();
   render();
   loadCompany();
+  loadCompanyChanges();
 }
 
 export function stepAsOf(days) {
@@ -81,6 +84,8 @@ export async function loadCompany() {
   }
   const query = new URLSearchParams();
   if (state.asOf) query.set("as_of", state.asOf);
+  const knownAt = state.pinned ? String(state.pinned.position) : state.knownAt;
+  if (knownAt) query.set("known_at", knownAt);
   view.setAttribute("aria-busy", "true");
   try {
     const found = await api(`/v1/companies/${encodeURIComponent(state.selected)}?${query}`);
@@ -171,7 +176,9 @@ function executiveItem(item) {
         {
           class: "leaving-note",
           "data-departure": leaving.id,
-          title: `a departure of ${item.person} as ${item.role} that has begun but not ended by the as-of day`,
+          title:
+            `a departure of ${item.person} as ${item.role} ` +
+            "that has begun but not ended by the as-of day",
         },
         h("span", { class: "leaving-badge" }, "leaving?"),
         " departure ",

@@ -136,12 +136,13 @@ function estimateFrom(companies, wanted, first, last) {
   return low;
 }
 
-// The chronology known at one position S. When the log has more than MAX_EVENTS events, the
-// newest MAX_EVENTS: /v1/chronology pages oldest first, so the page reads from a day D chosen
-// from the companies' counts and dates, and moves D earlier until at least MAX_EVENTS events
-// begin on or after it (or later, when it finds far more than needed).
-export async function loadChronology() {
-  const found = await api("/v1/companies");
+// The chronology known at one position S: the head, or the point knownAt names. When the log
+// has more than MAX_EVENTS events, the newest MAX_EVENTS: /v1/chronology pages oldest first, so
+// the page reads from a day D chosen from the companies' counts and dates, and moves D earlier
+// until at least MAX_EVENTS events begin on or after it (or later, when it finds far more).
+export async function loadChronology(knownAt = "") {
+  const at = knownAt ? `?${new URLSearchParams({ known_at: knownAt })}` : "";
+  const found = await api(`/v1/companies${at}`);
   const known = found.known_at.position;
   const total = found.companies.reduce((sum, c) => sum + (c.events || 0), 0);
   const pinned = { known_at: String(known) };

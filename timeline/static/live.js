@@ -3,6 +3,7 @@
 // that a reconnect still talks to the same log.
 
 import { insertEvent, removeEvent, render } from "./chronology.js";
+import { loadChanges } from "./changes.js";
 import { loadCompany } from "./company.js";
 import {
   api,
@@ -16,7 +17,7 @@ import {
 } from "./data.js";
 import { $, h } from "./dom.js";
 import { TYPES, describe } from "./format.js";
-import { RENDER_STEP, companyName, measure, state } from "./state.js";
+import { RENDER_STEP, companyName, measure, saveHash, state } from "./state.js";
 import { forgetLanes } from "./swimlanes.js";
 
 const AMENDMENTS = ["event.corrected", "event.retracted", "event.reinstated"];
@@ -28,14 +29,25 @@ export async function loadAll() {
   state.source = null;
   setStatus("connecting");
   try {
-    const chronology = await loadChronology();
+    const chronology = await loadChronology(state.knownAt);
     if (generation !== state.generation) return;
+    // A view known at a past point still follows the log: the feed starts at the head, and
+    // what it brings is counted, not applied.
+    let streamFrom = chronology.known;
+    if (state.knownAt) {
+      const digest = await api("/v1/digest");
+      if (generation !== state.generation) return;
+      streamFrom = Math.max(digest.position, chronology.known);
+    }
     useCompanies(chronology.found);
     state.total = chronology.total;
     state.list = chronology.list;
     state.events = new Map(chronology.list.map((e) => [e.id, e]));
     state.seen = new Set(chronology.list.map((e) => e.company));
     state.known = chronology.known;
+    state.pinned = state.knownAt ? chronology.found.known_at : null;
+    state.streamFrom = streamFrom;
+    state.newer = streamFrom - chronology.known;
     state.truncated = chronology.truncated;
     state.lastId = null;
     state.anchor = null;
@@ -48,16 +60,55 @@ export async function loadAll() {
         (a, b) => b.events - a.events,
       )[0].company;
     }
+    renderKnown();
     render();
     loadCompany();
-    connect(chronology.known);
-    anchorAt(chronology.known, generation);
+    loadChanges();
+    connect(streamFrom);
+    anchorAt(streamFrom, generation);
   } catch (problem) {
     if (generation !== state.generation) return;
     showError(problem);
     setStatus("offline");
-    if (problem.status !== 401 && problem.status !== 403) retryLater(loadAll);
+    // A point past the head or a malformed one will not mend by asking again.
+    if (problem.status === 0 || problem.status === 429 || problem.status >= 500)
+      retryLater(loadAll);
   }
+}
+
+// Time travel: the whole page (swimlanes, chronology, company view) as the log was at a point,
+// a position or a time; "" is now.
+export function setKnownAt(text) {
+  state.knownAt = text.trim();
+  $("#known-at").value = state.knownAt;
+  state.pinned = null;
+  saveHash();
+  loadAll();
+}
+
+// The header says which log the page shows: "known at S", and how much has come since.
+export function renderKnown() {
+  const note = $("#known-note");
+  const banner = $("#pinned");
+  $("#known-now").hidden = !state.knownAt;
+  document.body.classList.toggle("in-the-past", Boolean(state.pinned));
+  if (!state.pinned) {
+    note.hidden = true;
+    banner.hidden = true;
+    return;
+  }
+  const { position, recorded } = state.pinned;
+  note.hidden = !state.newer;
+  note.textContent = `+${state.newer} newer, not shown`;
+  note.title = `entries appended after position ${position}: the view stays as known then`;
+  banner.hidden = false;
+  $("#pinned-text").textContent =
+    `Known at position ${position}` +
+    (recorded ? ` (recorded ${recorded})` : "") +
+    ": everything below is as the log held it then. " +
+    (state.newer
+      ? `${state.newer} newer ${state.newer === 1 ? "entry" : "entries"} in the log, not shown.`
+      : "Nothing newer in the log.");
 }
 
 async function anchorAt(position, generation) {
@@ -137,7 +188,7 @@ function connect(after) {
 }
 
 async function resume() {
-  const from = state.lastId ?? state.known;
+  const from = state.lastId ?? state.streamFrom;
   const generation = state.generation;
   try {
     const health = await api("/healthz");
@@ -190,6 +241,7 @@ async function receive(message, generation) {
   const started = performance.now();
   state.lastId = Number(message.lastEventId);
   if (message.type === "checkpoint") {
+    if (state.pinned) return;
     render(true);
     return;
   }
@@ -200,6 +252,12 @@ async function receive(message, generation) {
     return;
   }
   if (event.hash) state.anchor = { position: event.position, hash: event.hash };
+  if (state.pinned) {
+    // A view known at a past point: live entries are counted, not applied to it.
+    state.newer = Math.max(state.streamFrom, state.lastId) - state.known;
+    renderKnown();
+    return;
+  }
   if (event.company === state.selected) companyStale = true;
   if (!state.companies.has(event.company) || event.type === "company.registered")
     companiesStale = true;

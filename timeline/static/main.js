@@ -6,11 +6,12 @@
 // (dom, format, state, data; swimlanes; chronology; company; live), so the two clicks that
 // reach upwards, a company on a card or the chart and a mark's card, are handed in here.
 
+import { loadChanges, loadCompanyChanges, moreChanges, setSince } from "./changes.js";
 import { focusCard, render, wireCards } from "./chronology.js";
 import { loadCompany, selectCompany, setAsOf, stepAsOf } from "./company.js";
 import { hideError, setToken, showError, showTokenForm } from "./data.js";
 import { $ } from "./dom.js";
-import { loadAll } from "./live.js";
+import { loadAll, setKnownAt } from "./live.js";
 import { RENDER_STEP, loadHash, saveHash, state } from "./state.js";
 import { renderLegend, wireLanes } from "./swimlanes.js";
 
@@ -23,12 +24,17 @@ function followHash() {
   else if (before.hashProblem) hideError();
   state.limit = RENDER_STEP;
   render();
-  if (
+  if (state.knownAt !== before.knownAt) {
+    loadAll(); // a view known at another point: read it all again
+    return;
+  }
+  const company =
     state.selected !== before.selected ||
     state.asOf !== before.asOf ||
-    state.badAsOf !== before.badAsOf
-  )
-    loadCompany();
+    state.badAsOf !== before.badAsOf;
+  if (company) loadCompany();
+  if (state.since !== before.since) loadChanges();
+  else if (company) loadCompanyChanges();
 }
 
 function start() {
@@ -87,6 +93,18 @@ function start() {
     loadAll();
   });
   $("#error-close").addEventListener("click", hideError);
+  $("#known-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    setKnownAt($("#known-at").value);
+  });
+  $("#known-now").addEventListener("click", () => setKnownAt(""));
+  $("#pinned-now").addEventListener("click", () => setKnownAt(""));
+  $("#since-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    setSince($("#since").value);
+  });
+  $("#since-refresh").addEventListener("click", loadChanges);
+  $("#changes-more").addEventListener("click", moreChanges);
   $("#more").addEventListener("click", () => {
     state.limit += RENDER_STEP;
     render();

@@ -26,6 +26,11 @@ export const state = {
   selected: "",
   asOf: "", // YYYY-MM-DD, or "" for today
   badAsOf: "", // an as-of that is not a date, as written (the company view waits for a good one)
+  knownAt: "", // the "known at" point as written (a position or a time), or "" for now
+  pinned: null, // {position, recorded} the page's view is known at, when knownAt is set
+  streamFrom: 0, // where the live feed started: the chronology's position, or the head
+  newer: 0, // entries in the log after a pinned view's position, not applied to it
+  since: "", // S1 of "what changed since", as written ("" = the known-at point)
   hashProblem: null, // what the address holds that the page cannot use, shown until fixed
   fresh: new Set(),
   source: null,
@@ -51,6 +56,8 @@ export function saveHash() {
   if (state.badAsOf || state.asOf) query.set("as_of", state.badAsOf || state.asOf);
   if (state.filters.company) query.set("filter_company", state.filters.company);
   if (state.filters.type) query.set("filter_type", state.filters.type);
+  if (state.knownAt) query.set("known_at", state.knownAt);
+  if (state.since) query.set("since", state.since);
   history.replaceState(null, "", query.toString() ? `#${query}` : location.pathname);
 }
 
@@ -72,6 +79,10 @@ export function loadHash() {
   const note = $("#as-of-note");
   note.textContent = asOf.error || (asOf.note ? `${asOf.day}, ${asOf.note}` : "");
   note.classList.toggle("invalid", Boolean(asOf.error));
+  state.knownAt = (query.get("known_at") || "").trim();
+  state.since = (query.get("since") || "").trim();
+  $("#known-at").value = state.knownAt;
+  $("#since").value = state.since;
   state.hashProblem = errors.length
     ? {
         title: "The address holds a value the page cannot use",
