@@ -76,6 +76,7 @@ STATE_SECTIONS = [
 
 
 PRECISION = {"decade": "decade", "between": "some day between"}
+DASH = "\N{EN DASH}"  # between a range's ends, as the page writes it
 
 
 def shown_date(occurred: dict[str, str]) -> str:
@@ -885,7 +886,10 @@ async def test_known_at_travels_back_and_says_what_changed(
                 company="zhipu",
                 type="event.corrected",
                 occurred="2023-09",
-                data={"target": launch["id"], "data": {"model": "GLM Corrected", "stage": "public"}},
+                data={
+                    "target": launch["id"],
+                    "data": {"model": "GLM Corrected", "stage": "public"},
+                },
             )
         )
         hash_ = f"#company=zhipu&as_of=2023-12-31&known_at={known}"
@@ -973,6 +977,162 @@ async def test_known_at_travels_back_and_says_what_changed(
         await expect(card.locator(".title")).to_have_text("GLM Original launched (announced)")
         await expect(page.locator("#error")).to_be_hidden()
         assert await page.evaluate("window.sameDocument") is True
+        assert problems == []
+    finally:
+        await server.stop()
+
+
+async def window_of(page: Page) -> tuple[date, date]:
+    """The swimlanes' window as the address keeps it, once it is there."""
+    await page.wait_for_function("() => /[#&]from=.*&to=/.test(location.hash)")
+    query = dict(
+        part.split("=", 1) for part in (await page.evaluate("location.hash"))[1:].split("&")
+    )
+    return date.fromisoformat(query["from"]), date.fromisoformat(query["to"])
+
+
+async def hash_changes(page: Page, before: str) -> str:
+    await page.wait_for_function("before => location.hash !== before", arg=before)
+    hash_: str = await page.evaluate("location.hash")
+    return hash_
+
+
+async def test_the_swimlanes_zoom_pan_and_say_their_ranges(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The wheel zooms around the pointer, a drag pans, the brush picks a window, and the
+    window is kept in the address; a range wider than the window is faint, one "on or before"
+    fades in from the left edge, each says its exact range on hover; a long name is cut only
+    with a tooltip."""
+    server = Server(tmp_path / "zoom.db")
+    await server.start()
+    try:
+        long_name = "The Extraordinarily Long-Named Artificial Intelligence Laboratory of Hangzhou"
+        await server.append(
+            event_in(
+                company="longname",
+                type="company.registered",
+                occurred="2020",
+                data={"name": long_name},
+            )
+        )
+        decade = await server.append(
+            event_in(company="longname", occurred="202X", data={"model": "Decade Model"})
+        )
+        early = await server.append(
+            event_in(company="longname", occurred="[..2023-06]", data={"model": "Early Model"})
+        )
+        day = await server.append(
+            event_in(company="longname", occurred="2023-05-15", data={"model": "Day Model"})
+        )
+        page, problems = await open_page(browser, server.url + "#company=longname")
+        chronology = (await server.get("v1/chronology?limit=1000"))["events"]
+        marks = page.locator("#lanes .mark")
+        await expect(marks).to_have_count(len(chronology))
+        await expect(page.locator("#lanes-window")).to_contain_text("all: ")
+        ticks = page.locator("#lanes .tick")
+        # The whole range is the events' (on or before counts from its end): not from year 1.
+        first_tick = (await ticks.all_text_contents())[0]
+        assert int(first_tick[:4]) >= 1900, first_tick
+
+        # "On or before": a fade from the left edge, with its exact range on hover.
+        fade = page.locator(f'#lanes .mark[data-id="{early["id"]}"]')
+        await expect(fade).to_have_class(re.compile(r"\bbefore\b"))
+        await expect(fade).to_have_attribute("mask", "url(#fade-left)")
+        track = page.locator("#lanes .brush-track")
+        left_edge = float(await track.get_attribute("x") or "nan")
+        assert float(await fade.get_attribute("x") or "nan") == pytest.approx(left_edge)
+        await fade.dispatch_event("mouseover")
+        await expect(fade.locator("title")).to_contain_text(
+            f"[..2023-06] · 0001-01-01{DASH}2023-07-01"
+        )
+        await expect(fade.locator("title")).to_contain_text("on or before 2023-06-30")
+        # A long name is cut to fit, and says itself whole on hover.
+        label = page.locator('#lanes .lane[data-company="longname"] .lane-label')
+        await expect(label).to_have_class("lane-label cut")
+        shown = await label.evaluate("node => node.firstChild.textContent")
+        assert shown.endswith("…") and long_name.startswith(shown[:-1].rstrip()), shown
+        await expect(label.locator("title")).to_have_text(f"{long_name} (longname)")
+        await expect(page.locator("#company-select")).to_have_attribute("title", long_name)
+
+        # The wheel zooms in around the pointer: the day under it stays where it was.
+        dot = page.locator(f'#lanes .mark[data-id="{day["id"]}"]')
+        spot = await dot.bounding_box()
+        assert spot is not None
+        x, y = spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2
+        await page.mouse.move(x, y)
+        await page.mouse.wheel(0, -800)
+        start, end = await window_of(page)
+        assert start <= date(2023, 5, 15) <= end
+        assert (end - start).days < 3 * 365
+        await expect(page.locator("#lanes-window")).to_have_text(f"{start} {DASH} {end}")
+        await expect(page.locator("#zoom-fit")).to_be_visible()
+        moved = await dot.bounding_box()
+        assert moved is not None and abs(moved["x"] + moved["width"] / 2 - x) < 12
+        # Zoomed in, the decade is wider than the window: faint, its range said on hover.
+        wide = page.locator(f'#lanes .mark[data-id="{decade["id"]}"]')
+        await expect(wide).to_have_class(re.compile(r"\bwide\b"))
+        await wide.dispatch_event("mouseover")
+        await expect(wide.locator("title")).to_contain_text(f"202X · 2020-01-01{DASH}2030-01-01")
+        await expect(wide.locator("title")).to_contain_text("wider than the window")
+        before = await page.evaluate("location.hash")
+        await page.mouse.wheel(0, -600)
+        await hash_changes(page, before)
+        narrower = await window_of(page)
+        assert (narrower[1] - narrower[0]) < (end - start)
+        start, end = narrower
+
+        # A drag across the lanes pans: dragged right, the window moves earlier. The click that
+        # ends a drag does not pick a day for the company view.
+        before = await page.evaluate("location.hash")
+        await page.mouse.move(x, y)
+        await page.mouse.down()
+        await page.mouse.move(x + 150, y, steps=6)
+        await page.mouse.move(x + 300, y, steps=6)
+        await page.mouse.up()
+        await hash_changes(page, before)
+        panned = await window_of(page)
+        assert panned[0] < start and panned[1] < end
+        assert abs((panned[1] - panned[0]) - (end - start)).days <= 1
+        assert "as_of=" not in await page.evaluate("location.hash")
+        await screenshot(page.locator(".lanes-panel"), artifacts(tmp_path), "swimlanes-zoomed.png")
+
+        # The brush: a drag across it picks that part of the whole range.
+        bounds = await track.bounding_box()
+        assert bounds is not None
+        before = await page.evaluate("location.hash")
+        middle = bounds["y"] + bounds["height"] / 2
+        await page.mouse.move(bounds["x"] + bounds["width"] * 0.55, middle)
+        await page.mouse.down()
+        await page.mouse.move(bounds["x"] + bounds["width"] * 0.75, middle, steps=5)
+        await page.mouse.move(bounds["x"] + bounds["width"] * 0.95, middle, steps=5)
+        await page.mouse.up()
+        await hash_changes(page, before)
+        picked = await window_of(page)
+        assert picked != panned and picked[1] > picked[0]
+        window_rect = page.locator("#lanes .brush-window")
+        rect_x = float(await window_rect.get_attribute("x") or "nan")
+        expected_x = left_edge + float(await track.get_attribute("width") or "nan") * 0.55
+        assert rect_x == pytest.approx(expected_x, abs=4)
+        # Double-click on the brush: everything again, and the address forgets the window.
+        await page.mouse.dblclick(bounds["x"] + bounds["width"] * 0.2, middle)
+        await page.wait_for_function("() => !location.hash.includes('from=')")
+        await expect(page.locator("#lanes-window")).to_contain_text("all: ")
+        await expect(marks).to_have_count(len(chronology))
+
+        # The window from the address: on an edit of the hash, and on a load.
+        await page.evaluate("location.hash = 'company=longname&from=2023-04-01&to=2023-06-30'")
+        await expect(page.locator("#lanes-window")).to_have_text(f"2023-04-01 {DASH} 2023-06-30")
+        await expect(ticks.filter(has_text=re.compile(r"^2023-05"))).not_to_have_count(0)
+        await expect(dot).to_have_count(1)
+        await page.reload()
+        await expect(page.locator("#lanes-window")).to_have_text(f"2023-04-01 {DASH} 2023-06-30")
+        await page.click("#zoom-in")
+        zoomed = await hash_changes(page, "#company=longname&from=2023-04-01&to=2023-06-30")
+        assert "from=2023-04" in zoomed and "to=2023-06" in zoomed, zoomed
+        await page.click("#zoom-fit")
+        await page.wait_for_function("() => !location.hash.includes('from=')")
+        await screenshot(page, artifacts(tmp_path), "swimlanes.png")
         assert problems == []
     finally:
         await server.stop()

@@ -163,7 +163,7 @@ export async function loadChanges() {
   const seq = ++logSeq;
   $("#since").placeholder = state.pinned
     ? `the known-at point, ${state.pinned.position}`
-    : "a log position or a time";
+    : "a position or a time";
   $("#changes-more").hidden = true;
   cursor = null;
   if (!since) {

@@ -198,6 +198,9 @@ function renderFilters() {
   $("#filter-company").value = state.filters.company;
   $("#filter-type").value = state.filters.type;
   $("#company-select").value = state.selected;
+  // A select shows a long name cut: its tooltip says it whole.
+  for (const select of ["#filter-company", "#filter-type", "#company-select"].map($))
+    select.title = select.selectedOptions[0]?.textContent || "";
 }
 
 // ---- redrawing

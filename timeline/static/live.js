@@ -298,8 +298,7 @@ function markFresh(event, verb) {
     document.getElementById(`event-${event.id}`)?.classList.remove("fresh");
   }, 6000);
   const about = describe(event.type, event.data || {});
-  $("#ticker").replaceChildren(
-    h("span", { class: "ticker-label" }, "Just in"),
-    ` ${companyName(event.company)} · ${verb ? `${verb}: ` : ""}${about.title}`,
-  );
+  const said = `${companyName(event.company)} · ${verb ? `${verb}: ` : ""}${about.title}`;
+  $("#ticker").replaceChildren(h("span", { class: "ticker-label" }, "Just in"), ` ${said}`);
+  $("#ticker").title = said; // the line is cut to the header's width: said whole on hover
 }

@@ -14,6 +14,7 @@ import { $ } from "./dom.js";
 import { loadAll, setKnownAt } from "./live.js";
 import { RENDER_STEP, loadHash, saveHash, state } from "./state.js";
 import { renderLegend, wireLanes } from "./swimlanes.js";
+import { wireZoom } from "./zoom.js";
 
 // The address's hash was edited in an open tab (or a link to another view followed): read the
 // view from it again and redraw what it changes.
@@ -40,6 +41,7 @@ function followHash() {
 function start() {
   wireCards({ selectCompany });
   wireLanes({ selectCompany, focusCard });
+  wireZoom(() => render());
   loadHash();
   if (state.hashProblem) showError(state.hashProblem);
   addEventListener("hashchange", followHash);

@@ -3,7 +3,7 @@
 // the view, so a view can be bookmarked or shared.
 
 import { $ } from "./dom.js";
-import { resolveAsOf } from "./format.js";
+import { dayNumber, isoDay, resolveAsOf } from "./format.js";
 
 export const MAX_EVENTS = 20000; // past this, the page keeps the newest events
 export const RENDER_STEP = 500; // cards drawn at a time; "Show more" adds as many again
@@ -23,6 +23,7 @@ export const state = {
   filters: { company: "", type: "" },
   newestFirst: true,
   allYears: false,
+  view: null, // the swimlanes' window, {start, end} in day numbers (end exclusive), or all
   selected: "",
   asOf: "", // YYYY-MM-DD, or "" for today
   badAsOf: "", // an as-of that is not a date, as written (the company view waits for a good one)
@@ -58,6 +59,10 @@ export function saveHash() {
   if (state.filters.type) query.set("filter_type", state.filters.type);
   if (state.knownAt) query.set("known_at", state.knownAt);
   if (state.since) query.set("since", state.since);
+  if (state.view) {
+    query.set("from", isoDay(Math.floor(state.view.start)));
+    query.set("to", isoDay(Math.ceil(state.view.end) - 1));
+  }
   history.replaceState(null, "", query.toString() ? `#${query}` : location.pathname);
 }
 
@@ -83,6 +88,15 @@ export function loadHash() {
   state.since = (query.get("since") || "").trim();
   $("#known-at").value = state.knownAt;
   $("#since").value = state.since;
+  const [from, to] = [query.get("from"), query.get("to")];
+  state.view = null;
+  if (from || to) {
+    const day = (text) => (/^\d{4}-\d{2}-\d{2}$/.test(text || "") ? resolveAsOf(text).day : null);
+    const [start, end] = [day(from), day(to)];
+    if (start && end && start <= end)
+      state.view = { start: dayNumber(start), end: dayNumber(end) + 1 };
+    else errors.push({ loc: ["from", "to"], msg: "the swimlanes' window: two days, from ≤ to" });
+  }
   state.hashProblem = errors.length
     ? {
         title: "The address holds a value the page cannot use",

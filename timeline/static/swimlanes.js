@@ -1,55 +1,29 @@
 // The swimlane chart: one lane per company, each event placed by its date, a fuzzy date drawn
-// as its range; the legend; and the as-of line of the company view.
+// as its range; the legend; and the as-of line of the company view. The window of time shown
+// is all of it, or the one picked with the wheel, a drag or the brush (zoom.js). A range wider
+// than the window is drawn faint; one that begins on the calendar's first day (`[..F]`, on or
+// before F) fades in from the left edge instead of running from year 1.
 
 import { $, SVG_NS, h, svg } from "./dom.js";
 import {
-  DAY_MS,
   TYPES,
   dayNumber,
   describe,
   describeDate,
+  exactDate,
   isoDay,
-  pad,
+  onOrBefore,
   shownDate,
   today,
 } from "./format.js";
 import { companyName, state } from "./state.js";
+import { attachZoom, brushNodes, fitName, setGeometry, ticks } from "./zoom.js";
 
 // A click on the chart selects a company or finds a card. Both the company view and the
 // chronology import this module (they redraw the chart), so main.js hands these two in rather
 // than this module importing them back in a circle.
 const actions = { selectCompany: null, focusCard: null };
 export const wireLanes = (handlers) => Object.assign(actions, handlers);
-
-function ticks(start, end) {
-  const span = end - start;
-  const first = new Date(start * DAY_MS);
-  const out = [];
-  const months = span > 365 * 12 ? 60 : span > 365 * 3 ? 12 : span > 270 ? 3 : 1;
-  let year = first.getUTCFullYear();
-  let month = Math.floor(first.getUTCMonth() / months) * months;
-  if (months >= 12) {
-    year = Math.floor(year / (months / 12)) * (months / 12);
-    month = 0;
-  }
-  for (;;) {
-    const day = Date.UTC(year, month, 1) / DAY_MS;
-    if (day > end) break;
-    if (day >= start) {
-      const label =
-        months >= 12
-          ? `${year}`
-          : months === 3
-            ? `${year} Q${month / 3 + 1}`
-            : `${year}-${pad(month + 1)}`;
-      out.push({ day, label });
-    }
-    month += months;
-    year += Math.floor(month / 12);
-    month %= 12;
-  }
-  return out;
-}
 
 export function renderLegend() {
   $("#legend").replaceChildren(
@@ -62,6 +36,18 @@ export function renderLegend() {
       { class: "legend-item" },
       h("i", { class: "swatch ranged" }),
       "fuzzy date: its range",
+    ),
+    h(
+      "span",
+      { class: "legend-item", title: "a range wider than the window shown" },
+      h("i", { class: "swatch wide" }),
+      "wider than the window",
+    ),
+    h(
+      "span",
+      { class: "legend-item", title: "[..F]: some day up to F, however early" },
+      h("i", { class: "swatch before" }),
+      "on or before",
     ),
   );
 }
@@ -86,26 +72,36 @@ export function renderLanes(shown) {
   }
   const dated = state.allYears ? shown : shown.filter((e) => e.type !== "company.registered");
   const basis = dated.length ? dated : shown;
+  // The whole range: every event's, except that an "on or before" range counts from its end
+  // (it would begin in year 1).
   let [first, last] = [Infinity, -Infinity];
+  const spans = [];
   for (const e of basis) {
-    first = Math.min(first, dayNumber(e.occurred.lo));
-    last = Math.max(last, dayNumber(e.occurred.hi));
+    const hi = dayNumber(e.occurred.hi);
+    const lo = onOrBefore(e.occurred) ? hi - 1 : dayNumber(e.occurred.lo);
+    spans.push([lo, hi]);
+    first = Math.min(first, lo);
+    last = Math.max(last, hi);
   }
   let [start, end] = [first, last];
   if (end - start < 60) [start, end] = [start - 30, end + 30];
   const margin = (end - start) * 0.02;
   [start, end] = [start - margin, end + margin];
+  const full = { start, end };
   const layout = [width, state.allYears, state.filters.company, state.filters.type].join("|");
   const before = lanes.axis;
-  if (
+  if (state.view) [start, end] = [state.view.start, state.view.end];
+  else if (
     before &&
+    !before.view &&
     before.layout === layout &&
     first >= before.start &&
     last <= before.end &&
     before.end - before.start <= (end - start) * 1.1
   )
     [start, end] = [before.start, before.end];
-  lanes.axis = { layout, start, end };
+  lanes.axis = { layout, start, end, view: Boolean(state.view) };
+  const zoomed = Boolean(state.view);
   const key = `${layout}|${start}|${end}`;
   if (key !== lanes.key) {
     lanes.key = key;
@@ -114,6 +110,9 @@ export function renderLanes(shown) {
 
   const labelWidth = 190;
   const axisHeight = 24;
+  const brushTop = axisHeight + 2;
+  const brushHeight = 16;
+  const lanesTop = brushTop + brushHeight + 6;
   const row = 9;
   const maxRows = 4;
   const plot = width - labelWidth - 14;
@@ -133,20 +132,25 @@ export function renderLanes(shown) {
     if (!byCompany.has(company)) lanes.drawn.delete(company);
 
   // One company's lane, drawn at y = 0 and moved into place with a transform.
+  // Zoomed in, the events wholly outside the window are not drawn; with everything shown, those
+  // left out of the axis (registrations) sit at its edge.
   const drawLane = (company, events) => {
     const ends = [];
-    const placed = events.map((event) => {
+    const placed = [];
+    for (const event of events) {
       const lo = dayNumber(event.occurred.lo);
       const hi = dayNumber(event.occurred.hi);
+      if (zoomed && (hi <= start || lo >= end)) continue;
       const left = x(lo);
       const right = Math.max(x(hi), left + 7);
       let lane = ends.findIndex((end) => end + 2 <= left);
       if (lane === -1 && ends.length < maxRows) lane = ends.push(0) - 1;
       if (lane === -1) lane = ends.indexOf(Math.min(...ends));
       ends[lane] = Math.max(ends[lane], right);
-      return { event, lo, hi, left, right, lane };
-    });
+      placed.push({ event, lo, hi, left, right, lane });
+    }
     const height = Math.max(ends.length, 1) * row + 12;
+    const name = fitName(companyName(company), labelWidth - 24);
     const group = svg("g", { class: "lane", "data-company": company });
     group.append(
       svg(
@@ -170,14 +174,12 @@ export function renderLanes(shown) {
       svg(
         "text",
         {
-          class: "lane-label",
+          class: name.cut ? "lane-label cut" : "lane-label",
           x: 12,
           y: height / 2 + 4,
           onclick: () => actions.selectCompany(company),
         },
-        companyName(company).length > 26
-          ? `${companyName(company).slice(0, 25)}…`
-          : companyName(company),
+        name.text,
         svg("title", {}, `${companyName(company)} (${company})`),
       ),
     );
@@ -189,7 +191,14 @@ export function renderLanes(shown) {
       const ranged = p.hi - p.lo > 1;
       const mark = document.createElementNS(SVG_NS, ranged ? "rect" : "circle");
       const outside = p.hi <= start || p.lo >= end;
-      mark.setAttribute("class", `mark${ranged ? " ranged" : ""}${outside ? " outside" : ""}`);
+      const fade = ranged && onOrBefore(e.occurred);
+      const wide = ranged && !fade && p.hi - p.lo > end - start;
+      mark.setAttribute(
+        "class",
+        `mark${ranged ? " ranged" : ""}${outside ? " outside" : ""}` +
+          `${fade ? " before" : ""}${wide ? " wide" : ""}`,
+      );
+      if (fade) mark.setAttribute("mask", "url(#fade-left)");
       mark.dataset.id = e.id;
       mark.dataset.type = e.type;
       mark.dataset.confidence = e.confidence;
@@ -211,22 +220,28 @@ export function renderLanes(shown) {
   };
 
   const parts = []; // the grid and its labels
-  for (const tick of ticks(start, end)) {
+  for (const tick of ticks(start, end, plot)) {
     parts.push(
       svg("line", {
         class: "grid",
         x1: x(tick.day),
         x2: x(tick.day),
-        y1: axisHeight - 6,
+        y1: lanesTop - 2,
         y2: "100%",
       }),
     );
+    // A label that would run past the chart's right edge is left out; its line stays.
+    if (x(tick.day) + 3 + tick.label.length * 6.6 > width) continue;
     parts.push(
       svg("text", { class: "tick", x: x(tick.day) + 3, y: axisHeight - 10 }, tick.label),
     );
   }
+  const geometry = { labelWidth, plot, start, end, brushTop, brushHeight, lanesTop };
+  geometry.full = { start: Math.min(full.start, start), end: Math.max(full.end, end) };
+  parts.push(brushNodes(geometry, spans));
+  setGeometry(geometry);
   const groups = [];
-  let top = axisHeight;
+  let top = lanesTop;
   companies.forEach((company, index) => {
     let drawn = lanes.drawn.get(company);
     if (!drawn || lanes.dirty.has(company) || drawn.name !== companyName(company)) {
@@ -252,7 +267,7 @@ export function renderLanes(shown) {
           class: "as-of-line",
           x1: x(day),
           x2: x(day),
-          y1: axisHeight - 4,
+          y1: lanesTop - 2,
           y2: top + 4,
         }),
       );
@@ -282,10 +297,28 @@ export function renderLanes(shown) {
         if (mark) actions.focusCard(mark.dataset.id, true);
       },
     });
+    // An "on or before" range fades in from the left: its mask, from clear to whole.
+    const defs = svg(
+      "defs",
+      {},
+      svg(
+        "linearGradient",
+        { id: "fade-gradient", x1: 0, x2: 1, y1: 0, y2: 0 },
+        svg("stop", { offset: 0, "stop-color": "#fff", "stop-opacity": 0 }),
+        svg("stop", { offset: 0.75, "stop-color": "#fff", "stop-opacity": 0.55 }),
+        svg("stop", { offset: 1, "stop-color": "#fff", "stop-opacity": 1 }),
+      ),
+      svg(
+        "mask",
+        { id: "fade-left", maskContentUnits: "objectBoundingBox" },
+        svg("rect", { x: -0.05, y: -0.5, width: 1.1, height: 2, fill: "url(#fade-gradient)" }),
+      ),
+    );
     lanes.grid = svg("g", { class: "axis" });
     lanes.rows = svg("g", { class: "rows" });
     lanes.overlay = svg("g", { class: "overlay" });
-    lanes.svg.append(lanes.grid, lanes.rows, lanes.overlay);
+    lanes.svg.append(defs, lanes.grid, lanes.rows, lanes.overlay);
+    attachZoom(lanes.svg);
     box.replaceChildren(lanes.svg);
   }
   lanes.svg.setAttribute("width", width);
@@ -312,6 +345,11 @@ function markTip(over) {
     `${shownDate(e.occurred)} · ${companyName(e.company)} · ${TYPES[e.type] || e.type}`,
     about.title,
     `${describeDate(e.occurred)} · ${e.confidence}`,
-  ].join("\n");
+    exactDate(e.occurred),
+    mark.classList.contains("wide") && "its range is wider than the window shown: drawn faint",
+    mark.classList.contains("before") && "on or before its end: it fades in from the left edge",
+  ]
+    .filter(Boolean)
+    .join("\n");
   mark.append(svg("title", {}, text));
 }
