@@ -943,6 +943,21 @@ async def test_known_at_travels_back_and_says_what_changed(
         added = page.locator(f'#changes-log .change[data-position="{live["position"]}"]')
         await expect(added).to_have_class(re.compile(r"\bchange-added\b"))
         await expect(added.locator(".kind-badge")).to_have_text("+ added")
+        retraction = await server.append(
+            event_in(
+                company="zhipu",
+                type="event.retracted",
+                occurred="2023-11",
+                data={"target": live["id"], "reason": "never launched"},
+            )
+        )
+        await expect(page.locator("#known-note")).to_have_text("+3 newer, not shown")
+        await page.click("#since-refresh")
+        gone = page.locator(f'#changes-log .change[data-position="{retraction["position"]}"]')
+        await expect(gone).to_have_class(re.compile(r"\bchange-retracted\b"))
+        await expect(gone.locator(".kind-badge")).to_have_text("✕ retracted")
+        await expect(gone.locator(".title")).to_have_text("GLM Live launched")
+        await expect(gone).to_contain_text("reason: never launched")
         await page.evaluate("window.scrollTo(0, 0)")
         await screenshot(page, artifacts(tmp_path), "known-at.png")
         await screenshot(page.locator(".changes-panel"), artifacts(tmp_path), "changes.png")
@@ -951,7 +966,8 @@ async def test_known_at_travels_back_and_says_what_changed(
         await page.click("#known-now")
         await expect(card.locator(".title")).to_have_text("GLM Corrected launched (public)")
         await expect(item.locator(".title")).to_have_text("GLM Corrected launched (public)")
-        await expect(page.locator(f'#chronology .card[data-id="{live["id"]}"]')).to_have_count(1)
+        await expect(page.locator(f'#chronology .card[data-id="{live["id"]}"]')).to_have_count(0)
+        await expect(cards).to_have_count(len(then))  # the live event came and was retracted
         await expect(page.locator("#pinned")).to_be_hidden()
         await expect(page.locator("#head")).to_have_text(re.compile(r"^position \d+$"))
         assert "known_at" not in page.url
@@ -969,7 +985,7 @@ async def test_known_at_travels_back_and_says_what_changed(
         await page.press("#since", "Enter")
         first = page.locator(f'#changes-log .change[data-position="{known}"]')
         await expect(first).to_have_class(re.compile(r"\bchange-added\b"))
-        await expect(page.locator("#changes-log .change")).to_have_count(3)
+        await expect(page.locator("#changes-log .change")).to_have_count(4)
         # A known-at edited into the address is followed; one past the head is said.
         await page.evaluate("location.hash = 'company=zhipu&known_at=99999'")
         await expect(page.locator("#error-title")).to_have_text("Position conflict")

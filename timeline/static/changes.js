@@ -176,6 +176,10 @@ export async function loadChanges() {
   }
   const until = untilPoint();
   $("#changes-title").textContent = `What changed since ${since}`;
+  if (!until) {
+    $("#changes-note").textContent = "the log is still being read";
+    return; // the first load reads the changes when it is done
+  }
   box.setAttribute("aria-busy", "true");
   try {
     const query = new URLSearchParams({ since, until: String(until), limit: String(PAGE) });
