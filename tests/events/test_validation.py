@@ -114,3 +114,34 @@ def test_lone_surrogates_are_refused_not_a_crash() -> None:
     for text in ("\ud800", "ok\udfff"):
         errors_of(event_in(type="ceo.letter", data={"author": text, "summary": "s"}))
         errors_of(event_in(source={"quote": text}))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("occurred", "[2023-05..2023-03]"),
+        ("occurred", "[2023-06..2023-05-31]"),
+        ("occurred", "9999-12-31"),
+        ("occurred", "[..202X]"),
+        ("period", "[2024..2023]"),
+    ],
+)
+def test_a_range_that_ends_before_it_begins_is_422_at_its_field(field: str, value: str) -> None:
+    if field == "occurred":
+        body = event_in(occurred=value)
+        where = ["body", "occurred"]
+    else:
+        metrics = [{"name": "revenue", "value": 1}]
+        body = event_in(type="financial.report", data={"period": value, "metrics": metrics})
+        where = ["body", "data", "period"]
+    (error,) = errors_of(body)
+    assert error["loc"] == where, error
+
+
+def test_every_date_form_is_taken_where_a_date_is() -> None:
+    for value in ["202X", "202X~", "[..2023-06]", "[2023-05..2023-Q4]", "0001", "9999"]:
+        (event,) = validate_body(event_in(occurred=value))
+        assert event.occurred.value == value
+        report = {"period": value, "metrics": [{"name": "revenue", "value": 1}]}
+        (event,) = validate_body(event_in(type="financial.report", data=report))
+        assert event.data["period"] == value
