@@ -64,7 +64,7 @@ class FuzzyDate:
                 return cls(text, Precision.ON_OR_BEFORE, FIRST_DAY, end)
             begin = _point(first, text).lo
             if end <= begin:
-                raise ValueError(f"{text!r}: {last} ends before {first} begins")
+                raise ValueError(f"{text!r}: {last} does not end after {first} begins")
             return cls(text, Precision.BETWEEN, begin, end)
         match = _PATTERN.fullmatch(text)
         if match is None:
@@ -125,7 +125,12 @@ def _start(part: str, text: str) -> _Start:
     """The start of YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD (no mark)."""
     match = _EXACT.fullmatch(part)
     if match is None:
-        raise ValueError(f"{text!r}: {part!r} is not a date: expected {FORMS}")
+        if part == text:
+            raise ValueError(f"expected {FORMS}")
+        raise ValueError(
+            f"{text!r}: {part!r} is not a date: in [..F] and [F1..F2], each of F, F1 and F2 is "
+            "YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, without ~ or ?"
+        )
     year_s, quarter_s, month_s, day_s = match.groups()
     year = int(year_s)
     try:

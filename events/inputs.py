@@ -30,7 +30,10 @@ class EventInBase(BaseModel):
 
     id: t.EventId | None = Field(default=None, description="Idempotency key; made when absent")
     company: t.Slug
-    occurred: t.Fuzzy = Field(description="Valid time: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD, ~/?")
+    occurred: t.Fuzzy = Field(
+        description="Valid time: YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD or a decade YYYX, each "
+        "optionally followed by ~ or ?; or [..F] (on or before F) or [F1..F2] (between)"
+    )
     source: Source | None = None
     confidence: t.Confidence = DEFAULT_CONFIDENCE
     expected_version: Annotated[int, Field(ge=0)] | None = None

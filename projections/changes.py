@@ -16,7 +16,7 @@ from events.errors import BadRequest
 from events.store import EventStore
 from events.types import AMENDMENTS
 from projections import state
-from projections.cursors import fingerprint, opaque, unwrap
+from projections.cursors import fingerprint, opaque, refused, unwrap
 from projections.fold import STATE_LISTS
 from projections.state import LogPoint
 from projections.temporal import reads
@@ -112,6 +112,8 @@ async def log_changes(
             "the cursor continues pages of other filters (since, company, type) than these",
             errors=[{"loc": ["query", "cursor"], "msg": "made with other filters"}],
         )
+    if after is not None and not since.position <= after.position <= until.position:
+        raise refused()
     entries = await store.read(
         after=since.position if after is None else after.position,
         until=until.position,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.changes import ChangesCursor
+from projections.cursors import fingerprint
 from tests.api import Api, problem
 from tests.factories import event_in
 
@@ -100,6 +102,11 @@ async def test_pages_pin_until_and_filters_follow_amendments(api: Api) -> None:
     assert (await problem(pinned, 400, "bad-request"))["errors"][0]["loc"] == ["query", "until"]
     made_up = await api.client.get("/v1/changes?since=0&cursor=bm9wZQ")
     await problem(made_up, 400, "bad-request")
+    # A cursor of the right filters but a position before since is not one this server made.
+    filters = fingerprint([3, [], []])
+    forged = ChangesCursor(7, 1, filters).encode()
+    before = await api.client.get(f"/v1/changes?since=3&cursor={forged}")
+    assert (await problem(before, 400, "bad-request"))["errors"][0]["loc"] == ["query", "cursor"]
 
 
 async def test_changes_refuse_what_they_cannot_answer(api: Api) -> None:
