@@ -127,7 +127,11 @@ async def log_changes(
         entries = entries[:limit]
         following = ChangesCursor(until.position, entries[-1].position, filters)
     targets = [entry.target for entry in entries if entry.target is not None]
-    versions = await reads.versions_of(store, targets) if targets else {}
+    versions = {}
+    if targets:
+        versions = await reads.versions_of(
+            store, targets, entries[0].position, entries[-1].position
+        )
     return [_change(entry, versions) for entry in entries], following
 
 

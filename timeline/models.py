@@ -167,17 +167,30 @@ class CompanyState(_Out):
     possible: list[PossibleItem]
 
 
+StateList = Literal[
+    "models",
+    "teams",
+    "filings",
+    "letters",
+    "statements",
+    "integrations",
+    "financials",
+    "executives",
+    "possible",
+]
+
+
 class ListChange(_Out):
     """An item that is in a list of the state at one point and not at the other."""
 
-    list: str = Field(description="The list of the state: models, ..., executives, possible")
+    list: StateList = Field(description="The list of the state it is in")
     item: Item
 
 
 class ListEdit(_Out):
     """An item in a list of the state at both points, different."""
 
-    list: str
+    list: StateList
     before: Item
     after: Item
 
@@ -210,6 +223,8 @@ class ChangesPage(_Out):
 
     changes: list[LogChange]
     next_cursor: str | None
+    since: KnownAt
+    until: KnownAt = Field(description="S2, which the cursor pins")
 
 
 class CompanySummary(_Out):

@@ -209,4 +209,7 @@ async def get_changes(request: web.Request) -> web.Response:
         after=cursor,
     )
     next_cursor = "null" if following is None else f'"{following.encode()}"'
-    return json_response(f'{{"changes":[{",".join(found)}],"next_cursor":{next_cursor}}}')
+    return json_response(
+        f'{{"changes":[{",".join(found)}],"next_cursor":{next_cursor},'
+        f'"since":{known_json(first)},"until":{known_json(until)}}}'
+    )

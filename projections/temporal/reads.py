@@ -178,17 +178,19 @@ async def is_built(store: EventStore) -> bool:
 
 
 async def versions_of(
-    store: EventStore, ids: Sequence[str]
+    store: EventStore, ids: Sequence[str], first: int, last: int
 ) -> dict[str, list[tuple[int, int | None, bool, LogEntry]]]:
-    """Every version of the events `ids`, oldest first: (sys_from, sys_to, retracted, the
-    event in that effective form)."""
+    """The versions of the events `ids` in effect at some position of [first, last] (the
+    one an amendment there closes, the one it opens), oldest first: (sys_from, sys_to,
+    retracted, the event in that effective form)."""
     wanted = sorted(set(ids))
     found: dict[str, list[tuple[int, int | None, bool, LogEntry]]] = {key: [] for key in wanted}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         rows = await store.query(
-            f"{VERSIONS} WHERE e.id IN ({marks(chunk)}) ORDER BY f.position, f.sys_from",
-            chunk,
+            f"{VERSIONS} WHERE e.id IN ({marks(chunk)}) AND f.sys_from <= ? "
+            "AND (f.sys_to IS NULL OR f.sys_to >= ?) ORDER BY f.position, f.sys_from",
+            [*chunk, last, first],
         )
         for sys_from, sys_to, retracted, *entry in rows:
             version = effective(entry)

@@ -55,6 +55,7 @@ async def test_a_correction_retraction_and_newly_definite_event_are_told_apart(a
     assert {c["item"]["id"] for c in first["added"]} == {launch["id"], soon["id"], team["id"]}
 
     page = await _get(api, f"/v1/changes?since={since}")
+    assert (page["since"]["position"], page["until"]["position"]) == (3, 6)
     kinds = [(c["position"], c["kind"], c["target"]) for c in page["changes"]]
     assert kinds == [
         (4, "corrected", launch["id"]),

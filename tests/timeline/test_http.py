@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from projections.fold import STATE_LISTS
 from tests.api import AiohttpClient, Api, make_api, problem
 from tests.factories import event_in
 from timeline import models
@@ -337,6 +338,10 @@ async def test_openapi_describes_the_1_1_extensions(api: Api) -> None:
     assert {"added", "removed", "changed", "since", "until"} <= set(
         schemas["CompanyChanges"]["properties"]
     )
+    assert {"since", "until"} <= set(schemas["ChangesPage"]["required"])
+    lists = schemas["ListChange"]["properties"]["list"]
+    lists = schemas[lists["$ref"].rsplit("/", 1)[1]] if "$ref" in lists else lists
+    assert lists["enum"] == [*STATE_LISTS, "possible"]
     # Executives: the two types, and the list with its possible departure.
     assert {"person", "role"} <= set(schemas["ExecutiveDeparted"]["required"])
     assert "successor" in schemas["ExecutiveDeparted"]["properties"]
