@@ -6,9 +6,8 @@
 - "[F1..F2]": some day between F1's start and F2's end;
 
 where F, F1 and F2 are any of the first four forms without a mark. The calendar runs from
-0001-01-01 to 9999-12-31; a range that would run past it is cut at its ends, so that `hi` is
-at most 9999-12-31 (a range still has to end after it begins: the day 9999-12-31 itself can
-be asked about but cannot be a range's first day)."""
+0001-01-01 to 9999-12-31; a range that would run past it is cut at its ends. A range that
+reaches the calendar's last day ends at END, the bound after it (JSON: "10000-01-01")."""
 
 from __future__ import annotations
 
@@ -24,7 +23,11 @@ _EXACT = re.compile(_POINT)
 _RANGE = re.compile(r"\[([^\]\[.]*)\.\.([^\]\[.]+)\]")
 
 FIRST_DAY = date.min  # 0001-01-01
-LAST_DAY = date.max  # 9999-12-31: no range ends after it
+LAST_DAY = date.max  # 9999-12-31
+# The bound after LAST_DAY, as the log stores `hi`: text that sorts after every day, as an
+# exclusive end must ("month 13 of 9999" counts as 10000-01 in a span key's months).
+END = "9999-13-01"
+END_JSON = "10000-01-01"  # END as responses give it: the day after LAST_DAY
 FORMS = (
     "YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD or a decade YYYX, optionally followed by ~ or ?; "
     "or [..F] (on or before F) or [F1..F2] (between), F being one of the first four forms"
@@ -47,23 +50,24 @@ _MONTHS = {Precision.DECADE: 120, Precision.YEAR: 12, Precision.QUARTER: 3, Prec
 
 @dataclass(frozen=True, slots=True)
 class FuzzyDate:
-    """A parsed fuzzy date: its text, precision and half-open day range (after widening)."""
+    """A parsed fuzzy date: its text, precision and its first and last day (after widening),
+    which are the half-open range [lo, hi) as the log stores it."""
 
     value: str
     precision: Precision
-    lo: date
-    hi: date
+    first: date
+    last: date
 
     @classmethod
     def parse(cls, text: str) -> FuzzyDate:
         between = _RANGE.fullmatch(text)
         if between is not None:
             first, last = between.groups()
-            end = _point(last, text).hi
+            end = _point(last, text).last
             if not first:
                 return cls(text, Precision.ON_OR_BEFORE, FIRST_DAY, end)
-            begin = _point(first, text).lo
-            if end <= begin:
+            begin = _point(first, text).first
+            if end < begin:
                 raise ValueError(f"{text!r}: {last} does not end after {first} begins")
             return cls(text, Precision.BETWEEN, begin, end)
         match = _PATTERN.fullmatch(text)
@@ -80,6 +84,14 @@ class FuzzyDate:
         return start.range(text, units)
 
     @property
+    def lo(self) -> str:
+        return self.first.isoformat()
+
+    @property
+    def hi(self) -> str:
+        return after(self.last)
+
+    @property
     def approximate(self) -> bool:
         return self.value.endswith(("~", "?"))
 
@@ -87,8 +99,8 @@ class FuzzyDate:
         return {
             "value": self.value,
             "precision": self.precision.value,
-            "lo": self.lo.isoformat(),
-            "hi": self.hi.isoformat(),
+            "lo": self.lo,
+            "hi": hi_json(self.hi),
         }
 
 
@@ -107,14 +119,12 @@ class _Start:
         """`units` of `precision` from here, cut to the calendar."""
         end = self.moved(units).at
         if self.precision is Precision.DAY:
-            lo = date.fromordinal(max(self.at, 1))
-            hi = date.fromordinal(min(end, LAST_DAY.toordinal()))
+            first = date.fromordinal(max(self.at, 1))
+            last = date.fromordinal(min(end - 1, LAST_DAY.toordinal()))
         else:
-            lo = _month(self.at) if self.at >= 12 else FIRST_DAY
-            hi = _month(end) if end < 10_000 * 12 else LAST_DAY
-        if hi <= lo:
-            raise ValueError(f"{text!r} would begin on the calendar's last day, {LAST_DAY}")
-        return FuzzyDate(text, self.precision, lo, hi)
+            first = _month(self.at) if self.at >= 12 else FIRST_DAY
+            last = _month(end) - timedelta(days=1) if end < 10_000 * 12 else LAST_DAY
+        return FuzzyDate(text, self.precision, first, last)
 
 
 def _month(index: int) -> date:
@@ -157,10 +167,25 @@ def _point(part: str, text: str) -> FuzzyDate:
 def days_of(text: str) -> tuple[date, date]:
     """The first and the last day of YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD (the day itself):
     how a query's `as_of`, `from` and `to` read a coarser date."""
-    start = _start(text, text)
-    if start.precision is Precision.DAY:
-        day = date.fromordinal(start.at)
-        return day, day
-    end = start.moved(1).at
-    last = _month(end) - timedelta(days=1) if end < 10_000 * 12 else LAST_DAY
-    return _month(start.at), last
+    point = _point(text, text)
+    return point.first, point.last
+
+
+def after(day: date) -> str:
+    """The exclusive bound that follows `day`, as the log stores `hi`."""
+    return END if day == LAST_DAY else (day + timedelta(days=1)).isoformat()
+
+
+def hi_json(hi: str) -> str:
+    """A stored `hi` as responses give it."""
+    return END_JSON if hi == END else hi
+
+
+def stored_hi(text: str) -> str:
+    """A response's `hi` as the log stores it (hi_json's inverse)."""
+    return END if text == END_JSON else text
+
+
+def ordinal(bound: str) -> int:
+    """The day ordinal of a stored `lo` or `hi` (END: the one after LAST_DAY's)."""
+    return LAST_DAY.toordinal() + 1 if bound == END else date.fromisoformat(bound).toordinal()

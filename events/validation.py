@@ -137,7 +137,7 @@ def _checked_data(data_json: str, loc: tuple[str | int, ...]) -> str:
 @functools.lru_cache(maxsize=4096)
 def _occurred(text: str) -> tuple[FuzzyDate, str, str, str]:
     occurred = FuzzyDate.parse(text)
-    return occurred, canonical(occurred.as_json()), occurred.lo.isoformat(), occurred.hi.isoformat()
+    return occurred, canonical(occurred.as_json()), occurred.lo, occurred.hi
 
 
 def prepare(event: dict[str, Any], loc: tuple[str | int, ...], event_id: str) -> NewEvent:

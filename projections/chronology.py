@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from events.dates import ordinal
 from events.entries import LogEntry
 from events.errors import BadRequest
 from events.store import EventStore
@@ -33,7 +34,7 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         known_at, lo, hi, position, filters = unwrap(text, 2, (int, str, str, int, str))
         try:
-            date.fromisoformat(lo), date.fromisoformat(hi)
+            ordinal(lo), ordinal(hi)
         except ValueError:
             raise refused() from None
         return cls(known_at, lo, hi, position, filters)

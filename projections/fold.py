@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Generic, Literal, TypeVar
+
+from events.dates import after, stored_hi
 
 Status = Literal["definite", "possible"]
 
@@ -52,7 +54,7 @@ class Fact:
 
     @property
     def hi(self) -> str:
-        return str(self.occurred["hi"])
+        return stored_hi(str(self.occurred["hi"]))
 
     def order(self) -> tuple[str, str, int]:
         """Valid-time order: (lo, hi, position)."""
@@ -69,9 +71,9 @@ class Fact:
 
 def range_status(lo: str, hi: str, as_of: date) -> Status | None:
     """Definite when the whole range [lo, hi) is over by the end of `as_of`; possible when it
-    has begun; None when it lies wholly after. ISO dates compare as strings."""
-    if as_of == date.max or hi <= (as_of + timedelta(days=1)).isoformat():
-        return "definite"  # (every range ends by the end of the calendar)
+    has begun; None when it lies wholly after. Stored bounds compare as strings."""
+    if hi <= after(as_of):
+        return "definite"
     if lo <= as_of.isoformat():
         return "possible"
     return None

@@ -4,11 +4,12 @@ and an event's effective form. Each answer is an index range scan plus a fold.""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
+from events.dates import after
 from events.entries import LogEntry
 from events.errors import PositionConflict
 from events.store import EventStore
@@ -64,14 +65,14 @@ async def company_state(
         return None
     rows = await reads.live_items(store, company, as_of.isoformat(), known.position)
     # Facts begin by as_of (the query's); definite when they are over by its end.
-    end = None if as_of == date.max else (as_of + timedelta(days=1)).isoformat()
+    end = after(as_of)
     name: str = company
     aliases: list[str] = []
     lists: dict[str, list[str]] = {listed: [] for listed in STATE_LISTS}
     possible: list[str] = []
     tenures = Tenures[str, str]()
     for event_id, type_, hi, rest in rows:
-        definite = end is None or hi <= end
+        definite = hi <= end
         if type_ == DEPARTED:
             departed = orjson.loads("{" + rest)
             marker = (

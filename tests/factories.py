@@ -36,7 +36,8 @@ def batch(*bodies: dict[str, Any]) -> list[NewEvent]:
 
 
 async def history(store: EventStore) -> list[LogEntry]:
-    """A log with every kind of entry: amendments of each kind, floats, sources, non-ASCII."""
+    """A log with every kind of entry: amendments of each kind, floats, sources, non-ASCII, a
+    range reaching the calendar's last day."""
     launch = event_in(
         company="baidu",
         occurred="2023-03-16",
@@ -73,7 +74,7 @@ async def history(store: EventStore) -> list[LogEntry]:
     await store.append(
         batch(
             event_in(company="baidu", type="event.reinstated", data={"target": launch["id"]}),
-            event_in(company="alibaba", occurred="2023-04~"),
+            event_in(company="alibaba", occurred="[2023-04..9999-12-31]"),  # to the last day
         )
     )
     return await store.read(limit=1000)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 from events.canonical import canonical, parse_json
+from events.dates import stored_hi
 from events.entries import LogEntry, NewEvent
 from events.errors import IdConflict, PositionConflict, TimelineError, ValidationFailed
 from events.inputs import MAX_BATCH
@@ -215,7 +216,7 @@ def _entry(value: dict[str, Any]) -> LogEntry:
         company=value["company"],
         occurred_json=canonical(occurred),
         lo=occurred["lo"],
-        hi=occurred["hi"],
+        hi=stored_hi(occurred["hi"]),
         data_json=canonical(data),
         source_json=None if source is None else canonical(source),
         confidence=value["confidence"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from events.dates import ordinal
+
 # A fact's span key groups facts by the length of their range, so that the chronology finds
 # those begun before a day D and still in effect on it with one ordered scan per key: every
 # fact of a key in effect on D begins after one day, earliest(key, D), whatever the widest
@@ -17,7 +19,7 @@ from datetime import date
 # and thousands of facts share each one's first and last day: a bound of days would pass
 # over all of those that ended on D, the commonest first day of a window.
 MONTHS, EXACT_MONTHS, MONTH_CLASSES = 100, 120, 300
-# The widest ranges, 0001-01-01 to 9999-12-31: days in class 22, months in class 17.
+# The widest ranges, all the calendar's days: days in class 22, months in class 17.
 MAX_DAY_CLASS, MAX_MONTH_CLASS = 22, 17
 
 
@@ -28,7 +30,7 @@ def span_key(lo: str, hi: str) -> int:
         if months <= EXACT_MONTHS:
             return MONTHS + months
         return MONTH_CLASSES + (months - 1).bit_length()
-    days = date.fromisoformat(hi).toordinal() - date.fromisoformat(lo).toordinal()
+    days = ordinal(hi) - ordinal(lo)
     return (days - 1).bit_length()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from events.dates import END, LAST_DAY
 from events.entries import LogEntry
 from events.store import marks
 from events.types import AMENDMENTS
@@ -93,6 +94,13 @@ def item_text(occurred: str, confidence: str, data: str) -> str:
     return f'"occurred":{occurred},"confidence":"{confidence}"{rest}'
 
 
+# The days of [lo, hi) (END is no date to julianday: the day after LAST_DAY).
+_DAYS = (
+    f"CASE hi WHEN '{END}' THEN julianday('{LAST_DAY.isoformat()}') + 1 ELSE julianday(hi) END "
+    "- julianday(lo)"
+)
+
+
 def first_versions(where: str) -> str:
     """Copy the first versions of the log entries `where` selects (at most `LIMIT ?` of
     them): their own lo, hi and confidence, occurred and data NULL, their span key, id and
@@ -104,7 +112,7 @@ def first_versions(where: str) -> str:
         f"INSERT INTO facts ({FACT_COLUMNS}) "
         "SELECT company, type, position, lo, hi, NULL, NULL, confidence, 0, position, NULL, "
         f"{SPAN_KEY_SQL}, id, {ITEM_SQL} FROM (SELECT company, type, position, lo, hi, confidence, "
-        "id, occurred, data, julianday(hi) - julianday(lo) AS days "
+        f"id, occurred, data, {_DAYS} AS days "
         f"FROM events WHERE {where} AND type NOT IN ({marks(AMENDMENT_TYPES)}) "
         "ORDER BY position LIMIT ?) AS first"
     )

@@ -63,7 +63,7 @@ class FactVersion:
         else:
             if "occurred" in change:
                 occurred = FuzzyDate.parse(change["occurred"])
-                row.lo, row.hi = occurred.lo.isoformat(), occurred.hi.isoformat()
+                row.lo, row.hi = occurred.lo, occurred.hi
                 row.occurred = canonical(occurred.as_json())
             if "data" in change:
                 row.data = canonical(change["data"])

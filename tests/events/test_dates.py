@@ -6,7 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.dates import FIRST_DAY, LAST_DAY, FuzzyDate, Precision
+from events.dates import (
+    END,
+    FIRST_DAY,
+    LAST_DAY,
+    FuzzyDate,
+    Precision,
+    after,
+    hi_json,
+    ordinal,
+    stored_hi,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,38 +35,44 @@ from events.dates import FIRST_DAY, LAST_DAY, FuzzyDate, Precision
         ("2023-05?", Precision.MONTH, "2023-04-01", "2023-07-01"),
         ("2023-01~", Precision.MONTH, "2022-12-01", "2023-03-01"),
         ("2023-12-31?", Precision.DAY, "2023-12-30", "2024-01-02"),
-        # The calendar's ends: 0001-01-01 is its first day, and no range ends after 9999-12-31.
+        # The calendar's ends: 0001-01-01 is its first day, and a range reaching 9999-12-31
+        # ends the day after it, 10000-01-01 (stored as END, which sorts after every day).
         ("0001", Precision.YEAR, "0001-01-01", "0002-01-01"),
         ("0001~", Precision.YEAR, "0001-01-01", "0003-01-01"),
         ("0001-01-01?", Precision.DAY, "0001-01-01", "0001-01-03"),
         ("0999", Precision.YEAR, "0999-01-01", "1000-01-01"),
-        ("9999", Precision.YEAR, "9999-01-01", "9999-12-31"),
-        ("9999-Q4?", Precision.QUARTER, "9999-07-01", "9999-12-31"),
+        ("9999", Precision.YEAR, "9999-01-01", "10000-01-01"),
+        ("9999~", Precision.YEAR, "9998-01-01", "10000-01-01"),
+        ("9999-Q4?", Precision.QUARTER, "9999-07-01", "10000-01-01"),
+        ("9999-12", Precision.MONTH, "9999-12-01", "10000-01-01"),
         ("9999-12-30", Precision.DAY, "9999-12-30", "9999-12-31"),
+        ("9999-12-31", Precision.DAY, "9999-12-31", "10000-01-01"),
+        ("9999-12-31?", Precision.DAY, "9999-12-30", "10000-01-01"),
         # Decades, widened by a decade each side.
         ("202X", Precision.DECADE, "2020-01-01", "2030-01-01"),
         ("202X~", Precision.DECADE, "2010-01-01", "2040-01-01"),
         ("199X?", Precision.DECADE, "1980-01-01", "2010-01-01"),
         ("000X", Precision.DECADE, "0001-01-01", "0010-01-01"),
         ("000X~", Precision.DECADE, "0001-01-01", "0020-01-01"),
-        ("999X", Precision.DECADE, "9990-01-01", "9999-12-31"),
-        ("999X~", Precision.DECADE, "9980-01-01", "9999-12-31"),
+        ("999X", Precision.DECADE, "9990-01-01", "10000-01-01"),
+        ("999X~", Precision.DECADE, "9980-01-01", "10000-01-01"),
         # On or before F: from the calendar's first day to F's end.
         ("[..0001-01-01]", Precision.ON_OR_BEFORE, "0001-01-01", "0001-01-02"),
         ("[..2023-06]", Precision.ON_OR_BEFORE, "0001-01-01", "2023-07-01"),
         ("[..2023]", Precision.ON_OR_BEFORE, "0001-01-01", "2024-01-01"),
         ("[..2023-Q3]", Precision.ON_OR_BEFORE, "0001-01-01", "2023-10-01"),
-        ("[..9999]", Precision.ON_OR_BEFORE, "0001-01-01", "9999-12-31"),
+        ("[..9999]", Precision.ON_OR_BEFORE, "0001-01-01", "10000-01-01"),
+        ("[..9999-12-31]", Precision.ON_OR_BEFORE, "0001-01-01", "10000-01-01"),
         # Between F1 and F2: F1's start to F2's end.
         ("[2023-05..2023-Q4]", Precision.BETWEEN, "2023-05-01", "2024-01-01"),
         ("[2023-05-17..2023-05-17]", Precision.BETWEEN, "2023-05-17", "2023-05-18"),
         ("[0001..9999-12-30]", Precision.BETWEEN, "0001-01-01", "9999-12-31"),
+        ("[9999-12-31..9999-12-31]", Precision.BETWEEN, "9999-12-31", "10000-01-01"),
     ],
 )
 def test_parse(text: str, precision: Precision, lo: str, hi: str) -> None:
     parsed = FuzzyDate.parse(text)
     assert parsed.precision is precision
-    assert (parsed.lo.isoformat(), parsed.hi.isoformat()) == (lo, hi)
     assert parsed.as_json() == {"value": text, "precision": precision.value, "lo": lo, "hi": hi}
     assert parsed.approximate == text.endswith(("~", "?"))
 
@@ -80,7 +96,6 @@ def test_parse(text: str, precision: Precision, lo: str, hi: str) -> None:
         "0000-01",
         "0000-Q1",
         "0000-01-01",
-        "9999-12-31",  # would begin on the calendar's last day: a range must end after it begins
         "10000",
         "20X",
         "202X-05",
@@ -120,11 +135,11 @@ def test_every_range_is_half_open_and_contains_its_day(day: date, mark: str) -> 
     widths = []
     for text in texts:
         exact, fuzzy = FuzzyDate.parse(text), FuzzyDate.parse(text + mark)
-        assert exact.lo <= day < exact.hi
-        unit = exact.hi - exact.lo
-        assert fuzzy.lo < exact.lo and fuzzy.hi > exact.hi
-        assert fuzzy.lo <= exact.lo - unit + timedelta(days=3)
-        assert fuzzy.hi >= exact.hi + unit - timedelta(days=3)
+        assert exact.first <= day <= exact.last
+        unit = exact.last - exact.first + timedelta(days=1)
+        assert fuzzy.first < exact.first and fuzzy.last > exact.last
+        assert fuzzy.first <= exact.first - unit + timedelta(days=3)
+        assert fuzzy.last >= exact.last + unit - timedelta(days=3)
         widths.append(unit)
     assert widths == sorted(widths, reverse=True)
 
@@ -139,7 +154,7 @@ def _forms(day: date) -> list[str]:
     ]
 
 
-days = st.dates(min_value=FIRST_DAY, max_value=LAST_DAY - timedelta(days=1))
+days = st.dates(min_value=FIRST_DAY, max_value=LAST_DAY)
 
 
 @given(days, st.sampled_from(["", "~", "?"]))
@@ -148,7 +163,10 @@ def test_every_form_lies_within_the_calendar(day: date, mark: str) -> None:
     texts += [f"[..{text}]" for text in _forms(day)]
     for text in texts:
         parsed = FuzzyDate.parse(text)
-        assert FIRST_DAY <= parsed.lo <= day < parsed.hi <= LAST_DAY, text
+        assert FIRST_DAY <= parsed.first <= day <= parsed.last <= LAST_DAY, text
+        # As the log stores them, [lo, hi) holds the day: bounds compare as strings.
+        assert parsed.lo <= day.isoformat() < parsed.hi, text
+        assert (parsed.lo, parsed.hi) == (parsed.first.isoformat(), after(parsed.last)), text
         assert parsed.as_json()["value"] == text
 
 
@@ -159,10 +177,22 @@ def test_between_spans_its_two_ends(first: date, last: date) -> None:
         for end in _forms(last):
             text = f"[{start}..{end}]"
             begin, finish = FuzzyDate.parse(start), FuzzyDate.parse(end)
-            if finish.hi <= begin.lo:
+            if finish.last < begin.first:
                 with pytest.raises(ValueError):
                     FuzzyDate.parse(text)
                 continue
             parsed = FuzzyDate.parse(text)
             assert parsed.precision is Precision.BETWEEN
             assert (parsed.lo, parsed.hi) == (begin.lo, finish.hi)
+
+
+def test_the_bound_after_the_calendar() -> None:
+    """END, the stored `hi` of a range reaching 9999-12-31, sorts after every day and every
+    other bound, counts as the day after LAST_DAY, and is 10000-01-01 in responses."""
+    assert after(LAST_DAY) == END and after(date(9999, 12, 30)) == "9999-12-31"
+    assert END > "9999-12-31" and after(date(2023, 5, 1)) < END
+    assert ordinal(END) == ordinal("9999-12-31") + 1
+    assert hi_json(END) == "10000-01-01" and stored_hi("10000-01-01") == END
+    assert hi_json("2024-01-01") == "2024-01-01" == stored_hi("2024-01-01")
+    with pytest.raises(ValueError):
+        ordinal("10000-01-01")  # a response's text is no stored bound

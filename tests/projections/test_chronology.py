@@ -7,6 +7,7 @@ import random
 from datetime import date, timedelta
 
 from events.backends import open_store
+from events.dates import ordinal
 from events.store import EventStore
 from projections import reference
 from projections.chronology import Cursor, chronology
@@ -67,12 +68,13 @@ async def test_the_chronology_of_ranges_of_any_width_equals_the_oracle(
         await rebuild(store, projections())
         await _retract(store, rng, 0.05)
         log = await store.read(limit=100_000)
-        days = [FIRST, LAST - timedelta(days=1), date(2019, 1, 1), date(2022, 1, 1)]
+        days = [FIRST, LAST - timedelta(days=1), LAST, date(2019, 1, 1), date(2022, 1, 1)]
         days += [date(2018, 1, 1) + timedelta(days=rng.randrange(3000)) for _ in range(40)]
         # The edges of facts: a window beginning on a fact's last day, or on its end.
         for event in rng.sample(log, 40):
-            hi = date.fromisoformat(event.hi)
-            days += [date.fromisoformat(event.lo), hi - timedelta(days=1), min(hi, LAST)]
+            last = ordinal(event.hi) - 1
+            days += [date.fromisoformat(event.lo), date.fromordinal(last)]
+            days += [date.fromordinal(min(last + 1, LAST.toordinal()))]
         for _ in range(80):
             start, end = rng.choice([None, *days]), rng.choice([None, *days])
             if start is not None and end is not None and start > end:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from events.dates import END
 from projections.fold import STATE_LISTS, Fact, fold, range_status
 
 AS_OF = date(2023, 5, 17)
@@ -60,18 +61,18 @@ def test_range_status_at_the_edges_of_as_of(lo: date, hi: date, expected: str | 
 
 
 def test_at_the_ends_of_the_calendar() -> None:
-    # As of the last day of the calendar every range is over, the widest one included.
-    for lo, hi in [
-        (date(1, 1, 1), date.max),
-        (date(9999, 12, 1), date.max),
-        (date(2023, 5, 1), date(2023, 6, 1)),
-    ]:
-        assert range_status(_day(lo), _day(hi), date.max) == "definite", (lo, hi)
-    # A range ends before date.max at the latest ([lo, hi) never holds it): as of the day
-    # before, the ones ending with that day are over, a wider one only begun.
+    # As of the last day of the calendar every range is over, the widest one included: END,
+    # the bound after it, ends the ranges that hold that day.
+    for lo, hi in [("0001-01-01", END), ("9999-12-01", END), ("9999-12-31", END)]:
+        assert range_status(lo, hi, date.max) == "definite", (lo, hi)
+    assert range_status("2023-05-01", "2023-06-01", date.max) == "definite"
+    # As of the day before, the ones ending with that day are over; those holding the last
+    # day only begun, or not yet.
     eve = date.max - timedelta(days=1)
     assert range_status("9999-12-01", _day(date.max), eve) == "definite"
     assert range_status("0001-01-01", _day(date.max), eve) == "definite"
+    assert range_status("0001-01-01", END, eve) == "possible"
+    assert range_status("9999-12-31", END, eve) is None
     assert range_status("0001-01-01", _day(date.max), date(9999, 12, 29)) == "possible"
     assert range_status(_day(eve), _day(date.max), date(9999, 12, 29)) is None
     # As of the first day: a range of that day alone is over by its end.

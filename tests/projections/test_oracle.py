@@ -56,12 +56,17 @@ def points(draw: st.DrawFn) -> str:
     return f"{year}-{month:02d}-{draw(st.integers(1, 28)):02d}"
 
 
+END_FORMS = ["9999", "9999?", "9999-12-31", "9999-12-31~", "999X", "[2023..9999-12-31]"]
+
+
 @st.composite
 def fuzzy_dates(draw: st.DrawFn) -> str:
     """Every form: a point, a decade, each perhaps marked; on or before a point (from the
     calendar's first day); between two points."""
-    form = draw(st.sampled_from(["point"] * 6 + ["decade", "on_or_before", "between"]))
+    form = draw(st.sampled_from(["point"] * 6 + ["decade", "on_or_before", "between", "end"]))
     mark = draw(st.sampled_from(["", "", "", "~", "?"]))
+    if form == "end":  # ranges reaching the calendar's last day
+        return draw(st.sampled_from(END_FORMS))
     if form == "decade":
         return draw(st.sampled_from(["201X", "202X"])) + mark
     if form == "on_or_before":
@@ -227,6 +232,8 @@ async def compare(
     start = date(2022, 1 + pick % 12, 1 if pick % 4 else 1 + pick % 28) if pick % 3 else None
     end = start + timedelta(days=[0, 1, 30, 400][pick // 7 % 4]) if start else date(2023, 6, 30)
     end = end if pick % 5 else None
+    if pick % 13 == 0:  # the calendar's last day
+        start, end = date.max, None
     filters: dict[str, Any] = {"known_at": known, "limit": 7}
     if start:
         filters["from"] = start
@@ -371,7 +378,10 @@ async def compare_changes(
     plan=st.lists(ops, min_size=200, max_size=240),
     queries=st.lists(
         st.tuples(
-            st.dates(date(2020, 6, 1), date(2025, 6, 1)),
+            st.one_of(
+                *[st.dates(date(2020, 6, 1), date(2025, 6, 1))] * 3,
+                st.sampled_from([date.max - timedelta(days=1), date.max]),  # the calendar's end
+            ),
             st.integers(0, 100),
             st.integers(0, 10**6),
         ),

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import astuple, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import orjson
 
 from events.backends import open_store
 from events.canonical import canonical
-from events.dates import FuzzyDate
+from events.dates import END, FuzzyDate, ordinal
 from events.entries import LogEntry
 from events.store import EventStore
 from projections.fold import Fact
@@ -40,7 +40,7 @@ async def test_the_span_keys_the_database_writes_are_the_codes(database: Databas
         assert [span for _, _, span in rows] == [span_key(lo, hi) for lo, hi, _ in rows]
         # Every fact in effect on a day begins after the earliest day of its key.
         for lo, hi, span in rows:
-            for day in (date.fromisoformat(lo), date.fromisoformat(hi) - timedelta(days=1)):
+            for day in (date.fromisoformat(lo), date.fromordinal(ordinal(hi) - 1)):
                 first = earliest(span, day)
                 assert first is None or first.isoformat() < lo
     finally:
@@ -58,7 +58,11 @@ def test_span_keys_at_the_bounds_of_their_classes() -> None:
     assert span_key("2022-01-01", "2025-01-01") == MONTHS + 36  # a widened year
     assert span_key("2023-05-01", "2023-05-31") == 5  # 30 days, not from a first to a first
     assert span_key("0001-01-01", "9999-12-31") == 22
+    assert span_key("0001-01-02", END) == 22  # all but the first day of the calendar
     assert span_key("0001-01-01", "9999-12-01") == 300 + 17
+    assert span_key("0001-01-01", END) == 300 + 17  # every month of the calendar
+    assert span_key("9999-12-01", END) == MONTHS + 1  # its last month
+    assert span_key("9999-12-31", END) == 0  # its last day
     assert earliest(MONTHS + 12, date(2023, 1, 1)) == date(2022, 1, 1)
     assert earliest(MONTHS + 12, date(2023, 1, 31)) == date(2022, 1, 1)
     assert earliest(0, date(2023, 1, 1)) == date(2022, 12, 31)

@@ -73,3 +73,38 @@ async def test_times_at_the_ends_of_the_calendar(logged: Api, moment: str) -> No
             "companies": [],
             "known_at": {"position": 0, "recorded": None},
         }
+
+
+async def test_a_range_reaching_the_calendars_last_day(api: Api) -> None:
+    """The last day, 9999-12-31, is a day like any other: a range holding it ends the day
+    after, 10000-01-01; it is over as of that day and not before, and in a window from it."""
+    client, auth = api.client, api.auth("read")
+    events = await api.append(
+        {
+            "events": [
+                event_in(company="baidu", occurred="9999-12-31"),
+                event_in(company="baidu", occurred="[2023..9999-12-31]", data={"model": "Long"}),
+                event_in(company="baidu", occurred="9999-12-30", data={"model": "Eve"}),
+            ]
+        }
+    )
+    occurred = [event["occurred"] for event in events]
+    assert [(o["lo"], o["hi"]) for o in occurred] == [
+        ("9999-12-31", "10000-01-01"),
+        ("2023-01-01", "10000-01-01"),
+        ("9999-12-30", "9999-12-31"),
+    ]
+    ids = [event["id"] for event in events]
+
+    async def models(as_of: str) -> tuple[list[str], list[str]]:
+        response = await client.get("/v1/companies/baidu", params={"as_of": as_of}, headers=auth)
+        assert response.status == 200, await response.text()
+        state = await response.json()
+        return [item["id"] for item in state["models"]], [p["id"] for p in state["possible"]]
+
+    assert await models("9999-12-31") == ([ids[1], ids[2], ids[0]], [])  # (lo, hi, position)
+    assert await models("9999-12-30") == ([ids[2]], [ids[1]])
+    response = await client.get("/v1/chronology", params={"from": "9999-12-31"}, headers=auth)
+    assert [e["id"] for e in (await response.json())["events"]] == [ids[1], ids[0]]
+    response = await client.get("/v1/chronology", params={"to": "9999-12-30"}, headers=auth)
+    assert [e["id"] for e in (await response.json())["events"]] == [ids[1], ids[2]]

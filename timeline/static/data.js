@@ -94,8 +94,9 @@ export function hideError() {
 export function compare(a, b) {
   const [al, bl] = [a.occurred.lo, b.occurred.lo];
   if (al !== bl) return al < bl ? -1 : 1;
+  // hi may be 10000-01-01 (a range to the calendar's last day): compared as a day, not text.
   const [ah, bh] = [a.occurred.hi, b.occurred.hi];
-  if (ah !== bh) return ah < bh ? -1 : 1;
+  if (ah !== bh) return dayNumber(ah) - dayNumber(bh);
   return a.position - b.position;
 }
 
