@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from events.dates import FIRST_DAY
+from events.dates import after as after_day
 from events.entries import LogEntry
 from events.store import EventStore, marks
-from projections.temporal.spans import earliest
+from projections.temporal.spans import FROM_FIRST_DAY, earliest
 from projections.temporal.tables import (
     EFFECTIVE,
     FACT_SELECT,
@@ -49,6 +51,7 @@ async def timeline_rows(
 
 # Bounds no day reaches, in the byte order of ISO days: "" sorts before every one, "~" after.
 _BEFORE_ANY, _AFTER_ANY = "", "~"
+_FIRST = FIRST_DAY.isoformat()
 # A fact's columns in a page, before its log entry is joined.
 _PAGE = "f.lo, f.hi, f.position, f.occurred, f.data, f.confidence"
 _PAGE_EFFECTIVE = (
@@ -85,9 +88,13 @@ def _lower_bound(
     start: date | None, key: int, after: tuple[str, str, int] | None
 ) -> tuple[str, str, int]:
     """Where a scan of (lo, hi, position) begins: past `after`, and past the facts of span
-    key `key` that end by `start`."""
+    key `key` that cannot be in effect at `start`."""
     bound = after if after is not None else (_BEFORE_ANY, _BEFORE_ANY, 0)
-    first = earliest(key, start) if start is not None else None
+    if start is None:
+        return bound
+    if key == FROM_FIRST_DAY:  # all begin on the first day: those ending after `start`
+        return max(bound, (_FIRST, after_day(start), 0))
+    first = earliest(key, start)
     if first is None:
         return bound
     return max(bound, (first.isoformat(), _AFTER_ANY, 0))  # lo > first
@@ -110,8 +117,9 @@ async def chronology_page(
     Without a company, one ordered scan of `facts_span` per span key in use, merged: each
     begins at the first fact of its key that could still be in effect at `start` (see
     MONTHS), so that it passes over few that are not, however wide the widest range. A
-    company's facts are few: one scan of `facts_company` serves, from the bound of the
-    widest key in use."""
+    company's facts are few: two scans of `facts_company` serve, merged: of the facts
+    beginning on the calendar's first day, from their bound, and of the others, from the
+    bound of the widest key in use."""
     meets = [end.isoformat() if end is not None else _AFTER_ANY]
     meets.append(start.isoformat() if start is not None else _BEFORE_ANY)
     filters, chosen = "", list[object]()
@@ -126,21 +134,23 @@ async def chronology_page(
     if not used:
         return []
     keys = [key for key, _ in used]
+    # Each scan: its condition, its parameter, and the span keys whose bounds it begins at.
     if companies:
-        # One scan, from the earliest day a fact of a key in use could begin and still be in
-        # effect at `start` (the bound of the widest key).
-        bound = min(_lower_bound(start, key, after) for key in keys)
-        sql = f"SELECT {_PAGE} FROM facts f WHERE {where} {_ORDER} LIMIT ?"
-        params = [*bound, *meets, known_at, known_at, *chosen, limit]
+        scans = [("f.lo > ?", _FIRST, [key for key in keys if key != FROM_FIRST_DAY])]
+        scans += [("f.lo = ?", _FIRST, [FROM_FIRST_DAY])] if FROM_FIRST_DAY in keys else []
     else:
-        limited = isinstance(used[0][1], bool)
-        scans = [f"SELECT {_PAGE} FROM facts f WHERE f.span = {key} AND {where}" for key in keys]
-        sql = _ordered_scans(scans, limited)
-        params = []
-        for key in keys:
-            params += [*_lower_bound(start, key, after), *meets, known_at, known_at, *chosen]
-            params += [limit] if limited else []
-        params.append(limit)
+        scans = [("f.span = ?", key, [key]) for key in keys]
+    scans = [scan for scan in scans if scan[2]]
+    limited = isinstance(used[0][1], bool)
+    sql = _ordered_scans(
+        [f"SELECT {_PAGE} FROM facts f WHERE {scan} AND {where}" for scan, _, _ in scans], limited
+    )
+    params: list[object] = []
+    for _, value, of in scans:
+        bound = min(_lower_bound(start, key, after) for key in of)
+        params += [value, *bound, *meets, known_at, known_at, *chosen]
+        params += [limit] if limited else []
+    params.append(limit)
     rows = await store.query(_PAGE_EFFECTIVE.format(sql), params)
     return [effective(row) for row in rows]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from events.dates import ordinal
+from events.dates import FIRST_DAY, ordinal
+
+_FIRST = FIRST_DAY.isoformat()
 
 # A fact's span key groups facts by the length of their range, so that the chronology finds
 # those begun before a day D and still in effect on it with one ordered scan per key: every
@@ -17,14 +19,19 @@ from events.dates import ordinal
 # D's month less m months, with no fact to pass over), then by class (MONTH_CLASSES +
 # ceil(log2(m))). The calendar's ranges (month, quarter, year, widened, decade) are such,
 # and thousands of facts share each one's first and last day: a bound of days would pass
-# over all of those that ended on D, the commonest first day of a window.
-MONTHS, EXACT_MONTHS, MONTH_CLASSES = 100, 120, 300
+# over all of those that ended on D, the commonest first day of a window. A range beginning
+# on the calendar's first day ([..F], "0001") has key FROM_FIRST_DAY, whatever its length:
+# all of its facts begin on that day, in the order of their ends, so that a scan of it begins
+# at the first fact ending after D and passes over none.
+MONTHS, EXACT_MONTHS, MONTH_CLASSES, FROM_FIRST_DAY = 100, 120, 300, 400
 # The widest ranges, all the calendar's days: days in class 22, months in class 17.
 MAX_DAY_CLASS, MAX_MONTH_CLASS = 22, 17
 
 
 def span_key(lo: str, hi: str) -> int:
     """The span key of the days [lo, hi) (see MONTHS)."""
+    if lo == _FIRST:
+        return FROM_FIRST_DAY
     if lo.endswith("-01") and hi.endswith("-01"):
         months = int(hi[:4]) * 12 + int(hi[5:7]) - int(lo[:4]) * 12 - int(lo[5:7])
         if months <= EXACT_MONTHS:
@@ -36,7 +43,9 @@ def span_key(lo: str, hi: str) -> int:
 
 def earliest(key: int, day: date) -> date | None:
     """The day after which every fact of span key `key` still in effect on `day` begins
-    (None: before any date)."""
+    (None: before any date; FROM_FIRST_DAY's facts are bounded by their ends instead)."""
+    if key == FROM_FIRST_DAY:
+        return None
     if key < MONTHS:
         ordinal = day.toordinal() - 2**key
         return date.fromordinal(ordinal) if ordinal >= 1 else None
@@ -62,7 +71,8 @@ def _class_of(column: str, low: int, high: int) -> str:
 _ALIGNED = "substr(lo, 9) = '01' AND substr(hi, 9) = '01'"
 _MONTHS = "round(days / 30.436875)"
 SPAN_KEY_SQL = (
-    f"CASE WHEN {_ALIGNED} THEN (CASE WHEN {_MONTHS} <= {EXACT_MONTHS} "
+    f"CASE WHEN lo = '{_FIRST}' THEN {FROM_FIRST_DAY} "
+    f"WHEN {_ALIGNED} THEN (CASE WHEN {_MONTHS} <= {EXACT_MONTHS} "
     f"THEN {MONTHS} + CAST({_MONTHS} AS INTEGER) "
     f"ELSE {MONTH_CLASSES} + {_class_of(_MONTHS, 0, MAX_MONTH_CLASS)} END) "
     f"WHEN days <= 1 THEN 0 ELSE {_class_of('days', 0, MAX_DAY_CLASS)} END"

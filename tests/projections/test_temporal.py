@@ -19,7 +19,8 @@ from events.entries import LogEntry
 from events.store import EventStore
 from projections.fold import Fact
 from projections.rebuild import projections, rebuild
-from projections.temporal.spans import MONTHS, earliest, span_key
+from projections.temporal.reads import _lower_bound
+from projections.temporal.spans import FROM_FIRST_DAY, MONTHS, earliest, span_key
 from projections.temporal.tables import item_text
 from projections.temporal.versions import CompanyTally, FactVersion, summarize
 from tests.databases import Database
@@ -47,6 +48,31 @@ async def test_the_span_keys_the_database_writes_are_the_codes(database: Databas
         await store.close()
 
 
+async def test_a_scan_of_the_first_days_facts_begins_at_the_first_in_effect(
+    database: Database,
+) -> None:
+    """The facts beginning on the calendar's first day ([..F]) are ordered by their ends: the
+    scan of their key from a day passes over none that ended before it, and misses none."""
+    rng = random.Random(9)
+    await raw_log(database, rng, 400)
+    store = await open_store(database.url, projections=projections())
+    try:
+        await rebuild(store, projections())
+        rows = await store.query(
+            "SELECT lo, hi, position FROM facts WHERE span = ? ORDER BY lo, hi, position",
+            (FROM_FIRST_DAY,),
+        )
+        assert len(rows) > 20 and all(lo == "0001-01-01" for lo, _, _ in rows)
+        for day in [date(1, 1, 1), date(2019, 6, 1), date(2022, 1, 1), date.max]:
+            bound = _lower_bound(day, FROM_FIRST_DAY, None)
+            passed = [hi for lo, hi, position in rows if (lo, hi, position) <= bound]
+            scanned = [hi for lo, hi, position in rows if (lo, hi, position) > bound]
+            assert all(hi <= day.isoformat() for hi in passed), day  # over before the day
+            assert all(hi > day.isoformat() for hi in scanned), day  # in effect on it
+    finally:
+        await store.close()
+
+
 def test_span_keys_at_the_bounds_of_their_classes() -> None:
     assert span_key("2023-05-17", "2023-05-18") == 0
     assert span_key("2023-05-17", "2023-05-19") == 1
@@ -57,11 +83,15 @@ def test_span_keys_at_the_bounds_of_their_classes() -> None:
     assert span_key("2023-04-01", "2023-07-01") == MONTHS + 3  # a widened month, a quarter
     assert span_key("2022-01-01", "2025-01-01") == MONTHS + 36  # a widened year
     assert span_key("2023-05-01", "2023-05-31") == 5  # 30 days, not from a first to a first
-    assert span_key("0001-01-01", "9999-12-31") == 22
+    assert span_key("0001-01-02", "9999-12-31") == 22
     assert span_key("0001-01-02", END) == 22  # all but the first day of the calendar
-    assert span_key("0001-01-01", "9999-12-01") == 300 + 17
-    assert span_key("0001-01-01", END) == 300 + 17  # every month of the calendar
-    assert span_key("9999-12-01", END) == MONTHS + 1  # its last month
+    assert span_key("0001-02-01", "9999-12-01") == 300 + 17
+    assert span_key("0001-02-01", END) == 300 + 17
+    # Every range beginning on the calendar's first day, whatever its length.
+    for hi in ("0001-01-02", "0001-02-01", "2023-06-01", "2023-06-17", "9999-12-31", END):
+        assert span_key("0001-01-01", hi) == FROM_FIRST_DAY, hi
+    assert earliest(FROM_FIRST_DAY, date(2023, 1, 1)) is None  # they are bounded by their ends
+    assert span_key("9999-12-01", END) == MONTHS + 1  # the calendar's last month
     assert span_key("9999-12-31", END) == 0  # its last day
     assert earliest(MONTHS + 12, date(2023, 1, 1)) == date(2022, 1, 1)
     assert earliest(MONTHS + 12, date(2023, 1, 31)) == date(2022, 1, 1)
