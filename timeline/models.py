@@ -19,6 +19,7 @@ class _Out(BaseModel):
 # with microseconds), a chain value.
 EVENT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+END_DAY = r"^([0-9]{4}-[0-9]{2}-[0-9]{2}|10000-01-01)$"  # a range's hi
 RECORDED = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
 HASH = r"^[0-9a-f]{64}$"
 
@@ -29,7 +30,10 @@ class Occurred(_Out):
     value: str = Field(description="The text as sent")
     precision: Literal["year", "quarter", "month", "day", "decade", "on_or_before", "between"]
     lo: str = Field(pattern=DAY, description="First day of the range (ISO date)")
-    hi: str = Field(pattern=DAY, description="Day after the range (ISO date), exclusive")
+    hi: str = Field(
+        pattern=END_DAY,
+        description="Day after the range (ISO date), exclusive: 10000-01-01 after 9999-12-31",
+    )
 
 
 class RecordedEvent(_Out):

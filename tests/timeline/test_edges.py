@@ -8,6 +8,7 @@ import pytest
 
 from tests.api import Api, problem
 from tests.factories import event_in
+from timeline import models
 
 HUGE = ["9223372036854775807", "9223372036854775808", "1" + "0" * 40]
 DAYS = ["0001-01-01", "9999-12-31"]
@@ -88,22 +89,22 @@ async def test_a_range_reaching_the_calendars_last_day(api: Api) -> None:
             ]
         }
     )
-    occurred = [event["occurred"] for event in events]
-    assert [(o["lo"], o["hi"]) for o in occurred] == [
+    occurred = [models.Occurred.model_validate(event["occurred"]) for event in events]
+    assert [(o.lo, o.hi) for o in occurred] == [
         ("9999-12-31", "10000-01-01"),
         ("2023-01-01", "10000-01-01"),
         ("9999-12-30", "9999-12-31"),
     ]
     ids = [event["id"] for event in events]
 
-    async def models(as_of: str) -> tuple[list[str], list[str]]:
+    async def launches(as_of: str) -> tuple[list[str], list[str]]:
         response = await client.get("/v1/companies/baidu", params={"as_of": as_of}, headers=auth)
         assert response.status == 200, await response.text()
         state = await response.json()
         return [item["id"] for item in state["models"]], [p["id"] for p in state["possible"]]
 
-    assert await models("9999-12-31") == ([ids[1], ids[2], ids[0]], [])  # (lo, hi, position)
-    assert await models("9999-12-30") == ([ids[2]], [ids[1]])
+    assert await launches("9999-12-31") == ([ids[1], ids[2], ids[0]], [])  # (lo, hi, position)
+    assert await launches("9999-12-30") == ([ids[2]], [ids[1]])
     response = await client.get("/v1/chronology", params={"from": "9999-12-31"}, headers=auth)
     assert [e["id"] for e in (await response.json())["events"]] == [ids[1], ids[0]]
     response = await client.get("/v1/chronology", params={"to": "9999-12-30"}, headers=auth)
