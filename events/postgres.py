@@ -71,7 +71,8 @@ FOR EACH STATEMENT EXECUTE FUNCTION timeline_append_only()""",
 )""",
 )
 MIGRATIONS = schema.Migrations(
-    create=(*SCHEMA, JULIANDAY), steps={3: schema.TOKEN_STEPS, 4: (JULIANDAY,)}
+    create=(*SCHEMA, *schema.LOG_INDEXES, JULIANDAY),
+    steps={3: schema.TOKEN_STEPS, 4: (JULIANDAY,), 5: schema.LOG_INDEXES},
 )
 
 # Appends are serialized by this lock, taken first in every write transaction: an entry's
@@ -122,6 +123,8 @@ def _postgres_sql(sql: str) -> str:
 
 class _Tx(LogTransaction):
     """A Transaction on the writer's own connection, on the writer's thread."""
+
+    LIMITED_SCANS = True
 
     def __init__(self, db: psycopg.Connection[Any]) -> None:
         self._cursor = db.cursor()
@@ -247,9 +250,13 @@ class PostgresEventStore(LogStore):
     # Not `data::json ->> 'target'`: that decodes every string of the entry, and one holding
     # \u0000 (which a JSON text may) fails it. In the canonical JSON of an amendment's data,
     # `target` is the last key at the top ("confidence", "data", "occurred", "reason" sort
-    # before it), so the last `"target":"` of the text is it (a string's quotes are escaped).
-    TARGET_ID = """substring(events.data from '.*"target":"([0-9a-f-]{36})"')"""
+    # before it) and its value a UUID of 36 characters, so the text ends `"target":"<id>"}`
+    # (the log keeps only canonical texts: see GroupPlan.restore). Cut out, not matched: a
+    # filtered read following amendments passes over every one in its range, and a scan over
+    # 1,000 of them took 231 ms with a regular expression, 17 ms with the cut.
+    TARGET_ID = "substr(events.data, length(events.data) - 37, 36)"
     DRIVER_ERROR = psycopg.Error
+    LIMITED_SCANS = True
 
     @classmethod
     def _refused(cls, exc: Exception) -> StoreError:
@@ -392,6 +399,17 @@ class PostgresEventStore(LogStore):
         return _SessionLease(db)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._fetch(sql, params, None)
+
+    async def _query_planned(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # Never as a prepared statement: after five runs of one, PostgreSQL may keep a plan
+        # made for any values, which for a scan of one type walks the range by position
+        # (130 ms for an amendment type absent from 100,000 entries, against 2 ms planned).
+        return await self._fetch(sql, params, False)
+
+    async def _fetch(
+        self, sql: str, params: Sequence[Any], prepare: bool | None
+    ) -> list[tuple[Any, ...]]:
         async with self._translated(), self._readers.connection() as db:
-            cursor = await db.execute(_postgres_sql(sql), params)
+            cursor = await db.execute(_postgres_sql(sql), params, prepare=prepare)
             return await cursor.fetchall()

@@ -16,17 +16,24 @@ from events.values import timestamp
 
 # The version of the schema this code writes. 1 is the schema of the releases before versions
 # were kept (a SQLite file with a log and no schema_version table).
-VERSION = 4
+VERSION = 5
 # Version 3: a token records when it was last used and when it was revoked (both backends).
 TOKEN_STEPS = (
     "ALTER TABLE tokens ADD COLUMN last_used TEXT",
     "ALTER TABLE tokens ADD COLUMN revoked TEXT",
 )
+# Version 5: the log's entries by type and by company, each in position order, so that a
+# filtered read walks only the entries it returns (see LogStore.read) (both backends).
+LOG_INDEXES = (
+    "CREATE INDEX events_type ON events (type, position)",
+    "CREATE INDEX events_company ON events (company, position)",
+)
 # The versions at which the projections' tables changed (4: each fact keeps its span key,
-# for the chronology): a database migrating across one has its projections dropped and
+# for the chronology; 5: a fact whose range begins on the calendar's first day has a span key
+# of its own): a database migrating across one has its projections dropped and
 # rebuilt from the log in the migrating transaction, so that no append or read meets a
 # projection of the older shape. (Their owners' SQL does it: none of it is written here.)
-PROJECTIONS_CHANGED = frozenset({4})
+PROJECTIONS_CHANGED = frozenset({4, 5})
 
 VERSION_TABLE = "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)"
 # The columns a log has had since version 1: a table `events` without them is not a log.

@@ -49,12 +49,17 @@ BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END""
     last_used TEXT,
     revoked TEXT
 ) WITHOUT ROWID""",
+    *schema.LOG_INDEXES,
 )
 MIGRATIONS = schema.Migrations(
     create=SCHEMA,
     # Version 1 kept an index on `recorded` (a binary search over positions replaced it) and
     # created the webhooks table when serving.
-    steps={2: ("DROP INDEX IF EXISTS events_recorded",), 3: schema.TOKEN_STEPS},
+    steps={
+        2: ("DROP INDEX IF EXISTS events_recorded",),
+        3: schema.TOKEN_STEPS,
+        5: schema.LOG_INDEXES,
+    },
     legacy=True,
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +16,12 @@ from events.store import EventStore
 from projections.rebuild import projections
 from tests.api import AiohttpClient, make_api
 from tests.databases import Database
+from tests.events.mixed import filtered, mixed_log
 from tests.factories import event_in, history, new
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# Version 5 indexed the log by type and by company: a database of an earlier one has neither.
+_LOG_INDEXES_DROPPED = ("DROP INDEX events_type", "DROP INDEX events_company")
 
 
 async def test_a_log_of_the_last_release_migrates_and_serves(
@@ -81,6 +85,7 @@ async def test_a_database_of_version_3_has_its_projections_rebuilt(database: Dat
         await store.close()
     # The schema of version 3, as its code made it.
     statements = [
+        *_LOG_INDEXES_DROPPED,
         "DROP INDEX facts_span",
         "ALTER TABLE facts DROP COLUMN span",
         "CREATE INDEX facts_valid ON facts (lo, hi, position)",
@@ -95,13 +100,57 @@ async def test_a_database_of_version_3_has_its_projections_rebuilt(database: Dat
     store = await open_store(database.url, projections=projections())
     try:
         versions = await store.query("SELECT version FROM schema_version ORDER BY version")
-        assert versions == [(3,), (4,)]
+        assert versions == [(v,) for v in range(3, schema.VERSION + 1)]
         assert await store.query("SELECT * FROM facts ORDER BY position, sys_from") == expected
         assert [e.id for e in await _chronology(store)] == page
         (appended,) = (await store.append([new(company="tencent", occurred="2023-Q3?")])).events
         assert appended.id in [e.id for e in await _chronology(store)]
     finally:
         await store.close()
+
+
+async def test_a_database_of_version_4_gains_the_log_s_indexes(database: Database) -> None:
+    """Version 5 indexes the log by (type, position) and (company, position), for filtered
+    reads: a database of version 4 gets both at open, and reads as before."""
+    store = await open_store(database.url, projections=projections())
+    try:
+        log = await mixed_log(store)
+        facts = await store.query("SELECT * FROM facts ORDER BY position, sys_from")
+    finally:
+        await store.close()
+    for statement in (*_LOG_INDEXES_DROPPED, "UPDATE schema_version SET version = 4"):
+        database.sql(statement)
+    assert not {"events_type", "events_company"} & _log_indexes(database)
+
+    store = await open_store(database.url, projections=projections())
+    try:
+        versions = await store.query("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(v,) for v in range(4, schema.VERSION + 1)]
+        assert {"events_type", "events_company"} <= _log_indexes(database)
+        assert await store.query("SELECT * FROM facts ORDER BY position, sys_from") == facts
+        queries: list[dict[str, Any]] = [
+            {"types": ["ceo.letter"]},
+            {"types": ["model.launched", "team.formed"], "after": 40, "limit": 9},
+            {"types": ["statement.made"], "amendments_follow": True, "until": 150},
+            {"companies": ["baidu"], "after": 100},
+            {"companies": ["baidu", "tencent"], "types": ["ceo.letter"], "limit": 3},
+        ]
+        for query in queries:
+            assert await store.read(**query) == filtered(log, query), query
+        assert await store.verify() is None
+    finally:
+        await store.close()
+
+
+def _log_indexes(database: Database) -> set[str]:
+    if database.backend == "sqlite":
+        rows = database.sql("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")
+    else:
+        rows = database.sql(
+            f"SELECT indexname FROM pg_indexes WHERE schemaname = '{database.schema}' "
+            "AND tablename = 'events'"
+        )
+    return {str(name) for (name,) in rows}
 
 
 async def _chronology(store: EventStore) -> list[LogEntry]:
@@ -138,7 +187,8 @@ async def test_a_database_of_version_3_is_not_migrated_without_its_projections(
     store = await open_store(database.url, projections=projections())
     await store.append([new(company="baidu")])
     await store.close()
-    database.sql("UPDATE schema_version SET version = 3")
+    for statement in (*_LOG_INDEXES_DROPPED, "UPDATE schema_version SET version = 3"):
+        database.sql(statement)
     with pytest.raises(StoreError, match="open it with them"):
         await open_store(database.url)
     assert database.sql("SELECT version FROM schema_version") == [(3,)]  # nothing stamped

@@ -10,9 +10,11 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from events.appender import MAX_POSITION, MAX_SCANS
 from events.backends import open_store
 from events.chain import GENESIS, chain
 from events.entries import LogEntry
@@ -26,9 +28,12 @@ from events.errors import (
     VersionConflict,
 )
 from events.store import EventStore
+from events.types import AMENDMENTS, EVENT_TYPES
 from events.writer import GroupWriter
 from projections.rebuild import projections, rebuild
 from tests.databases import Database, fresh, needs_postgres
+from tests.events import mixed
+from tests.events.mixed import filtered, mixed_log
 from tests.factories import batch, event_in, history, new
 
 
@@ -142,6 +147,73 @@ async def test_read_filters_and_pages(store: EventStore) -> None:
     both = await store.read(companies=["baidu", "alibaba"], types=["model.launched"])
     assert [e.position for e in both] == [1, 4]
     assert await store.get("00000000-0000-0000-0000-000000000000") is None
+
+
+async def test_filtered_reads_agree_with_a_plain_filter_of_the_log(store: EventStore) -> None:
+    log = await mixed_log(store)
+    head = len(log)
+    rng = random.Random(11)
+    companies = [*mixed.COMPANIES, "nobody"]
+    types = [*mixed.TYPES, *sorted(AMENDMENTS), "no.such-type"]
+    afters = [0, 1, 2, head // 3, head // 2, head - 2, head - 1, head, head + 5, MAX_POSITION]
+    untils = [None, None, 0, 1, head // 3, head // 2 + 1, head - 1, head, head + 5, MAX_POSITION]
+    for _ in range(200):
+        query: dict[str, Any] = {
+            "after": rng.choice(afters),
+            "until": rng.choice(untils),
+            "limit": rng.choice([1, 2, 7, 50, 1000]),
+            "companies": rng.sample(companies, rng.choice([0, 0, 1, 1, 2, 3])),
+            "types": rng.sample(types, rng.choice([0, 1, 1, 2, 3])),
+            "amendments_follow": rng.random() < 0.5,
+        }
+        assert await store.read(**query) == filtered(log, query), query
+
+
+@pytest.mark.parametrize("follow", [False, True])
+@pytest.mark.parametrize(
+    ("companies", "types"),
+    [
+        ((), ("ceo.letter",)),  # the rare type
+        ((), ("model.launched", "ceo.letter")),
+        ((), ("event.retracted",)),  # an amendment type itself: passes every one
+        ((), ("event.corrected", "team.formed")),
+        ((), tuple(sorted(EVENT_TYPES))),
+        (("baidu",), ()),
+        (("baidu", "tencent", "nobody"), ()),
+        (("baidu",), ("ceo.letter",)),
+        (("alibaba", "tencent"), ("team.formed", "statement.made")),
+        (("baidu", "baidu"), ("ceo.letter", "ceo.letter")),  # repeated values
+        # More companies than a read merges scans of, and more values than it binds per scan.
+        ((*mixed.COMPANIES, *(f"co-{n}" for n in range(MAX_SCANS))), ()),
+        ((*mixed.COMPANIES, *(f"co-{n}" for n in range(300))), ("ceo.letter", "team.formed")),
+    ],
+)
+async def test_filtered_pages_follow_each_other_over_the_log(
+    store: EventStore, companies: tuple[str, ...], types: tuple[str, ...], follow: bool
+) -> None:
+    """Page after page (each from the last one's last position), and with `until` at every
+    tenth position, a filtered read gives what the filter passes, in position order."""
+    log = await mixed_log(store)
+    wanted = {"companies": companies, "types": types, "amendments_follow": follow}
+    for until in [None, *range(0, len(log) + 1, 10)]:
+        pages, after = [], 0
+        while page := await store.read(after=after, limit=7, until=until, **wanted):
+            pages += page
+            after = page[-1].position
+        assert pages == filtered(log, {**wanted, "until": until, "limit": len(log)}), until
+
+
+async def test_a_transaction_reads_the_entries_of_some_types_in_order(store: EventStore) -> None:
+    log = await mixed_log(store)
+    for types in [(), ("event.corrected",), tuple(sorted(AMENDMENTS)), ("ceo.letter", "nope")]:
+        for after, limit in [(0, 1000), (0, 3), (len(log) // 2, 5), (len(log), 10)]:
+            read = await store.write_transaction(
+                lambda tx, a=after, n=limit, t=types: tx.events(a, n, types=t)
+            )
+            assert read == filtered(log, {"after": after, "limit": limit, "types": types}), (
+                types,
+                after,
+            )
 
 
 async def test_gapless_positions_under_concurrent_appenders(backend: Backend) -> None:
