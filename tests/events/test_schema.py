@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from events.entries import LogEntry
 from events.errors import SchemaMismatch, StoreError
 from events.store import EventStore
 from projections.rebuild import projections
+from projections.temporal.reads import chronology_page
+from projections.temporal.spans import FROM_FIRST_DAY
 from tests.api import AiohttpClient, make_api
 from tests.databases import Database
 from tests.events.mixed import filtered, mixed_log
@@ -138,6 +141,48 @@ async def test_a_database_of_version_4_gains_the_log_s_indexes(database: Databas
         for query in queries:
             assert await store.read(**query) == filtered(log, query), query
         assert await store.verify() is None
+    finally:
+        await store.close()
+
+
+async def test_a_database_of_version_4_has_its_span_keys_rebuilt(database: Database) -> None:
+    """Version 5 gives the facts beginning on the calendar's first day a span key of their
+    own, which a company's chronology relies on: a database of version 4, whose such facts
+    have the key of their length, gets them rebuilt at open."""
+    store = await open_store(database.url, projections=projections())
+    try:
+        await history(store)
+        await store.append(
+            [new(company="baidu", occurred=text) for text in ("[..2023-06]", "0001", "2023-05")]
+        )
+        facts = await store.query("SELECT * FROM facts ORDER BY position, sys_from")
+    finally:
+        await store.close()
+    # Version 4's keys of these ranges: by their length in months, or days (here, any other).
+    statements = [
+        *_LOG_INDEXES_DROPPED,
+        f"UPDATE facts SET span = 22 WHERE span = {FROM_FIRST_DAY}",
+        "UPDATE schema_version SET version = 4",
+    ]
+    for statement in statements:
+        database.sql(statement)
+    assert database.sql(f"SELECT COUNT(*) FROM facts WHERE span = {FROM_FIRST_DAY}") == [(0,)]
+
+    store = await open_store(database.url, projections=projections())
+    try:
+        assert await store.query("SELECT * FROM facts ORDER BY position, sys_from") == facts
+        head = (await store.head()).position
+        found = await chronology_page(
+            store,
+            head,
+            start=date(2023, 6, 1),
+            end=date(2023, 6, 30),
+            companies=("baidu",),
+            types=(),
+            after=None,
+            limit=100,
+        )
+        assert [entry for entry in found if '"value":"[..2023-06]"' in entry.occurred_json]
     finally:
         await store.close()
 
