@@ -67,6 +67,11 @@ def _path_sets(head: int) -> dict[str, list[str]]:
             f"/v1/changes?since={rng.randrange(0, max(1, head - 100))}&limit=100"
             for _ in range(PATHS)
         ],
+        # One company's (300 of the log's entries): a filtered read of the log's indexes.
+        "company-changes": [
+            f"/v1/changes?since={rng.randrange(0, max(1, head // 2))}&company={MID}&limit=100"
+            for _ in range(PATHS)
+        ],
         "pages": [f"/v1/chronology?limit=100&cursor={cursor}" for cursor in cursors],
         "windows": windows,
     }
@@ -108,6 +113,7 @@ def _one_pinning(context: Context, pin: bool) -> list[Figure]:
             ("windows", 1),
             ("diff", 1),
             ("changes", 1),
+            ("company-changes", 1),
         ]
         if sizes.warmup:
             for name, connections in plan:
@@ -205,6 +211,14 @@ def _one_pinning(context: Context, pin: bool) -> list[Figure]:
             p50(("changes", 1)),
             disturbed=disturbed(("changes", 1)),
             note=f"p99 {p99(('changes', 1)):.2f} ms; {PATHS} since spread over the log",
+            **common,
+        ),
+        Figure(
+            "5 log changes of one company (300 entries), page",
+            "p50 ms",
+            p50(("company-changes", 1)),
+            disturbed=disturbed(("company-changes", 1)),
+            note=f"p99 {p99(('company-changes', 1)):.2f} ms; since in the log's first half",
             **common,
         ),
         Figure(
