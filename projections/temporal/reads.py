@@ -52,6 +52,7 @@ async def timeline_rows(
 # Bounds no day reaches, in the byte order of ISO days: "" sorts before every one, "~" after.
 _BEFORE_ANY, _AFTER_ANY = "", "~"
 _FIRST = FIRST_DAY.isoformat()
+_PAST_FIRST = (_FIRST, _AFTER_ANY, 0)  # past every fact beginning on the first day
 # A fact's columns in a page, before its log entry is joined.
 _PAGE = "f.lo, f.hi, f.position, f.occurred, f.data, f.confidence"
 _PAGE_EFFECTIVE = (
@@ -60,7 +61,10 @@ _PAGE_EFFECTIVE = (
     "e.recorded, e.hash FROM ({}) AS page JOIN events e ON e.position = page.position "
     "ORDER BY page.lo, page.hi, page.position"
 )
-_MEETS = "(f.lo, f.hi, f.position) > (?, ?, ?) AND f.lo <= ? AND f.hi > ?"
+_MEETS = "f.lo <= ? AND f.hi > ?"
+# Where a scan begins: past its bound in (lo, hi, position) order (each its own index range).
+_PAST = "(f.lo, f.hi, f.position) > (?, ?, ?)"
+_PAST_FIRST_DAY = "f.lo = ? AND (f.hi, f.position) > (?, ?)"
 # The span keys in use: one look-up of `facts_span` per key, each for the next one. In
 # passing, whether the database has a boolean type (only PostgreSQL: SQLite answers 1 = 1
 # with 1), which tells how to have it merge the scans of the keys (see _ordered_scans).
@@ -134,21 +138,33 @@ async def chronology_page(
     if not used:
         return []
     keys = [key for key, _ in used]
-    # Each scan: its condition, its parameter, and the span keys whose bounds it begins at.
-    if companies:
-        scans = [("f.lo > ?", _FIRST, [key for key in keys if key != FROM_FIRST_DAY])]
-        scans += [("f.lo = ?", _FIRST, [FROM_FIRST_DAY])] if FROM_FIRST_DAY in keys else []
-    else:
-        scans = [("f.span = ?", key, [key]) for key in keys]
-    scans = [scan for scan in scans if scan[2]]
+    # Each scan: where it begins, and its values (see _lower_bound). Each begins at an index
+    # range of its own: `facts_span` by key, or `facts_company` for a company's page.
+    scans: list[tuple[str, list[object]]] = []
+    others = [key for key in keys if key != FROM_FIRST_DAY]
+    if not companies:
+        for key in others:
+            scans.append((f"f.span = ? AND {_PAST}", [key, *_lower_bound(start, key, after)]))
+    elif others:
+        # From the bound of the widest key, past the facts of the first day (all before it).
+        bound = max(min(_lower_bound(start, key, after) for key in others), _PAST_FIRST)
+        scans.append((_PAST, [*bound]))
+    lo, hi, position = _lower_bound(start, FROM_FIRST_DAY, after)
+    if FROM_FIRST_DAY in keys and lo <= _FIRST:  # else the page began past all of them
+        hi, position = (hi, position) if lo == _FIRST else (_BEFORE_ANY, 0)
+        begin, values = _PAST_FIRST_DAY, [_FIRST, hi, position]
+        if not companies:
+            begin, values = f"f.span = ? AND {begin}", [FROM_FIRST_DAY, *values]
+        scans.append((begin, values))
+    if not scans:
+        return []
     limited = isinstance(used[0][1], bool)
     sql = _ordered_scans(
-        [f"SELECT {_PAGE} FROM facts f WHERE {scan} AND {where}" for scan, _, _ in scans], limited
+        [f"SELECT {_PAGE} FROM facts f WHERE {begin} AND {where}" for begin, _ in scans], limited
     )
     params: list[object] = []
-    for _, value, of in scans:
-        bound = min(_lower_bound(start, key, after) for key in of)
-        params += [value, *bound, *meets, known_at, known_at, *chosen]
+    for _, values in scans:
+        params += [*values, *meets, known_at, known_at, *chosen]
         params += [limit] if limited else []
     params.append(limit)
     rows = await store.query(_PAGE_EFFECTIVE.format(sql), params)
