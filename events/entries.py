@@ -10,7 +10,10 @@ import orjson
 
 from events import types as t
 from events.canonical import canonical
-from events.dates import FuzzyDate
+from events.dates import END, LAST_DAY, FuzzyDate
+
+# How versions before 5 stored the end of a range reaching LAST_DAY (see NewEvent.forms).
+CUT_END = LAST_DAY.isoformat()
 
 
 def amendment_target(type: str, data: dict[str, Any]) -> str | None:
@@ -45,6 +48,17 @@ class NewEvent:
 
     def with_data(self, data: dict[str, Any]) -> NewEvent:
         return replace(self, data=data, data_json=canonical(data))
+
+    def forms(self) -> list[NewEvent]:
+        """The forms in which the log may hold this event: as validated now, and, for a range
+        reaching the calendar's last day, as schema versions before 5 stored it, cut to end
+        on that day (hi 9999-12-31). A stored entry is immutable: restoring, copying or
+        retrying it compares it with both."""
+        cut = CUT_END
+        if self.hi != END or self.lo >= cut:
+            return [self]
+        occurred = {**orjson.loads(self.occurred_json), "hi": cut}
+        return [self, replace(self, occurred_json=canonical(occurred), hi=cut)]
 
     def recorded_as(self, position: int, version: int, recorded: str) -> LogEntry:
         """This event as the log entry at `position`, chained to nothing yet (empty hash)."""

@@ -77,7 +77,7 @@ class GroupPlan:
                 ids=[entry.id for entry in found],
             )
         for event, entry in zip(batch, found, strict=True):
-            if content(self._normalized(event)) != content(entry):
+            if content(entry) not in [content(form) for form in self._normalized(event).forms()]:
                 raise IdConflict(
                     f"event id {event.id} is already stored with other content",
                     id=event.id,
@@ -218,9 +218,12 @@ class GroupPlan:
                 f"position {position} was recorded at {entry.recorded}, before position "
                 f"{head.position} ({head.recorded}): `recorded` never decreases"
             )
-        restored = event.recorded_as(position, version, entry.recorded)
-        hashed = restored.hashed_json()
-        if hashed != entry.hashed_json() or (restored.lo, restored.hi) != (entry.lo, entry.hi):
+        hashed, bounds = entry.hashed_json(), (entry.lo, entry.hi)
+        for form in event.forms():
+            restored = form.recorded_as(position, version, entry.recorded)
+            if restored.hashed_json() == hashed and (restored.lo, restored.hi) == bounds:
+                break
+        else:
             raise ValidationFailed(
                 f"position {position} is not in the form the log stores its event in "
                 "(each field as validated, canonical JSON)"

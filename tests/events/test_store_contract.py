@@ -12,11 +12,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from events.appender import MAX_POSITION, MAX_SCANS
 from events.backends import open_store
+from events.canonical import canonical
 from events.chain import GENESIS, chain
+from events.dates import END
 from events.entries import LogEntry
 from events.errors import (
     IdConflict,
@@ -554,6 +557,36 @@ async def test_restore_reproduces_the_log_and_its_projections(
     assert (after.position, after.version) == (len(log) + 1, 6)
     assert after.recorded >= log[-1].recorded
     assert await empty.verify() is None
+
+
+async def test_entries_cut_at_the_calendars_end_by_versions_before_5_restore_and_retry(
+    store: EventStore, empty: EventStore
+) -> None:
+    """Before schema version 5 a range reaching 9999-12-31 was stored cut to end on that day
+    (hi 9999-12-31, in the column and the hashed JSON). Such entries stay valid: a log of
+    them restores (copy, import), and retrying their appends is idempotent."""
+    events = [
+        new(company="baidu", occurred=text) for text in ("9999", "2023-05", "[2020..9999-12]")
+    ]
+    log = await store.append(events)
+    cut = []
+    for entry in log.events:
+        if entry.hi == END:
+            occurred = {**orjson.loads(entry.occurred_json), "hi": "9999-12-31"}
+            entry = replace(entry, occurred_json=canonical(occurred), hi="9999-12-31")
+        cut.append(entry)
+    legacy = _rehashed(cut)
+    assert [entry.hi for entry in legacy] == ["9999-12-31", "2023-06-01", "9999-12-31"]
+    # That form, and no other: a range cut anywhere else is refused.
+    day_early = {**orjson.loads(cut[0].occurred_json), "hi": "9999-12-30"}
+    altered = [replace(cut[0], occurred_json=canonical(day_early), hi="9999-12-30"), *cut[1:]]
+    with pytest.raises(ValidationFailed, match="position 1 is not in the form"):
+        await empty.restore(_rehashed(altered))
+    assert await empty.restore(legacy) == 3
+    assert await empty.read(limit=10) == legacy
+    assert await empty.verify() is None
+    retried = await empty.append(events)
+    assert (retried.created, retried.events) == (False, legacy)
 
 
 async def test_restore_refuses_an_altered_entry_and_stores_nothing(
