@@ -74,6 +74,7 @@ async def history(store: EventStore) -> list[LogEntry]:
     await store.append(
         batch(
             event_in(company="baidu", type="event.reinstated", data={"target": launch["id"]}),
+            event_in(company="alibaba", occurred="2023-04~"),
             event_in(company="alibaba", occurred="[2023-04..9999-12-31]"),  # to the last day
         )
     )

@@ -28,6 +28,7 @@ from playwright.async_api import (
     expect,
 )
 
+from events.dates import ordinal, stored_hi
 from tests.api import AiohttpClient, Api, make_api, problem
 from tests.databases import Database
 from tests.factories import event_in
@@ -87,7 +88,7 @@ def shown_date(occurred: dict[str, str]) -> str:
 
 def described_date(occurred: dict[str, str]) -> str:
     """A date's range as its tooltip says it, from the server's lo and hi."""
-    last = (date.fromisoformat(occurred["hi"]) - timedelta(days=1)).isoformat()
+    last = date.fromordinal(ordinal(stored_hi(occurred["hi"])) - 1).isoformat()
     if occurred["lo"] == "0001-01-01":
         return f"on or before {last}"
     span = occurred["lo"] if occurred["lo"] == last else f"{occurred['lo']} to {last}"

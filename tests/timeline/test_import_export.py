@@ -24,7 +24,7 @@ from timeline.transfer import export
 
 SEEDS = ROOT / "seeds" / "big-models-2023.ndjson"
 SEED = len(SEEDS.read_text(encoding="utf-8").splitlines())  # the seed timeline's events
-TOTAL = SEED + 8  # and the history `source` appends
+TOTAL = SEED + 9  # and the history `source` appends
 CLOUDEVENT_KEYS = {
     "specversion",
     "id",
