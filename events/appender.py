@@ -25,7 +25,7 @@ from events.chain import GENESIS, chain
 from events.entries import LogEntry, NewEvent
 from events.errors import StoreError, TimelineError
 from events.plan import GroupPlan, revalidated
-from events.store import Appended, Head, Projection, Transaction, marks
+from events.store import Appended, Head, Projection, Transaction, marks, merged_scans
 from events.tokens import TokenStore
 from events.types import AMENDMENTS
 from events.values import timestamp
@@ -74,23 +74,14 @@ def _merged(
     scans: Sequence[tuple[str, list[Any]]], limit: int, limited: bool
 ) -> tuple[str, list[Any]]:
     """The first `limit` rows of ordered scans (statement, parameters) of `events`, merged in
-    position order: each scan walks its index no further than the page needs. SQLite merges a
-    UNION ALL of the scans themselves under the outer ORDER BY; PostgreSQL merges only scans
-    planned on their own (`limited`: each a subquery with its own ORDER BY and LIMIT), where
-    SQLite would read each one's first `limit` rows in full."""
+    position order (store.merged_scans), with their parameters."""
     if len(scans) == 1:
-        sql, params = scans[0]
-        return f"{sql} ORDER BY position LIMIT ?", [*params, limit]
-    arms, params = [], []
-    for n, (sql, scan) in enumerate(scans):
-        if limited:
-            arms.append(f"SELECT * FROM ({sql} ORDER BY position LIMIT ?) AS s{n}")
-            params += [*scan, limit]
-        else:
-            arms.append(sql)
-            params += scan
-    union = " UNION ALL ".join(arms)
-    return f"SELECT * FROM ({union}) AS scans ORDER BY position LIMIT ?", [*params, limit]
+        sql, values = scans[0]
+        return f"{sql} ORDER BY position LIMIT ?", [*values, limit]
+    params: list[Any] = []
+    for _, scan in scans:
+        params += [*scan, limit] if limited else scan
+    return merged_scans([sql for sql, _ in scans], "position", limited), [*params, limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +115,7 @@ class _Filters:
         # An amendment's target is never an amendment, and has the amendment's company.
         followed = [kind for kind in types if kind not in AMENDMENTS]
         if self.amendments_follow and followed:
-            target = (
-                f" AND EXISTS (SELECT 1 FROM events target WHERE target.id = {self.target_id} "
-                f"AND target.type IN ({marks(followed)}))"
-            )
+            target = f" AND {self._target_of(followed)}"
             scans += [
                 (
                     f"{select} type = ? AND {bounds}{among}{target}",
@@ -137,6 +125,13 @@ class _Filters:
                 if kind not in types
             ]
         return scans
+
+    def _target_of(self, types: Sequence[str]) -> str:
+        """An amendment's target is of one of `types` (their values follow)."""
+        return (
+            f"EXISTS (SELECT 1 FROM events target WHERE target.id = {self.target_id} "
+            f"AND target.type IN ({marks(types)}))"
+        )
 
     def one_statement(self) -> tuple[str, list[Any]]:
         """The read as one statement (without its LIMIT's value), for filters that make too
@@ -150,9 +145,8 @@ class _Filters:
             params.extend(companies)
         if types and self.amendments_follow:
             where.append(
-                f"(type IN ({marks(types)}) OR (type IN ({marks(_AMENDMENTS)}) AND EXISTS ("
-                f"SELECT 1 FROM events target WHERE target.id = {self.target_id} "
-                f"AND target.type IN ({marks(types)}))))"
+                f"(type IN ({marks(types)}) OR (type IN ({marks(_AMENDMENTS)}) "
+                f"AND {self._target_of(types)}))"
             )
             params.extend([*types, *_AMENDMENTS, *types])
         elif types:
@@ -167,16 +161,19 @@ def _chunks(values: Iterable[str]) -> list[list[str]]:
     return [items[i : i + MAX_VARIABLES] for i in range(0, len(items), MAX_VARIABLES)]
 
 
-class LogTransaction:
+class Planner:
+    """What the SQL of a backend's store and transactions needs to know of its planner."""
+
+    # Whether it merges ordered scans only when each is limited on its own (merged_scans).
+    LIMITED_SCANS = False
+
+
+class LogTransaction(Planner):
     """The part of a Transaction every backend shares: reading the log's entries. A backend's
     transaction adds `fetch`, `execute`, `executemany` and its bulk `insert`."""
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
-
-    # Whether the backend's planner merges ordered scans only when each is limited on its own
-    # (see _merged).
-    LIMITED_SCANS = False
 
     def events(self, after: int, limit: int, *, types: Sequence[str] = ()) -> list[LogEntry]:
         # Of some types: one ordered scan of `events_type` per type, merged (SQLite would walk
@@ -189,7 +186,7 @@ class LogTransaction:
         return [LogEntry(*row) for row in self.fetch(*_merged(scans, limit, self.LIMITED_SCANS))]
 
 
-class LogStore(TokenStore):
+class LogStore(TokenStore, Planner):
     """The backend-neutral EventStore: appends, restores, reads and tokens over the log's
     tables, through a backend's write transaction and reads."""
 
@@ -208,9 +205,6 @@ class LogStore(TokenStore):
     TARGET_ID: str
     # The driver's errors, which become domain errors (StoreError) here and only here.
     DRIVER_ERROR: type[Exception]
-    # Whether the backend's planner merges ordered scans only when each is limited on its own
-    # (see _merged).
-    LIMITED_SCANS = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -41,6 +41,22 @@ def marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
+def merged_scans(scans: Sequence[str], order: str, limited: bool) -> str:
+    """The first rows (LIMIT ?) of the statements `scans`, each an ordered scan of one index
+    in the order of the columns `order`, merged: one pass over each, reading no further than
+    the page needs. SQLite merges a UNION ALL of the scans themselves under the outer ORDER
+    BY; PostgreSQL merges only scans it plans on their own, for their first rows (`limited`:
+    each a subquery with its own ORDER BY and LIMIT ?, whose value follows the scan's), where
+    SQLite would read and sort each one's first rows in full."""
+    if limited:
+        scans = [
+            f"SELECT * FROM ({scan} ORDER BY {order} LIMIT ?) AS s{n}"
+            for n, scan in enumerate(scans)
+        ]
+    # In a query of its own: PostgreSQL merges only a UNION ALL it flattens.
+    return f"SELECT * FROM ({' UNION ALL '.join(scans)}) AS scans ORDER BY {order} LIMIT ?"
+
+
 class Transaction(Protocol):
     """SQL inside the store's open write transaction, run on the writer's thread
     (synchronously: a whole transaction is one trip to that thread). Statements are the SQL

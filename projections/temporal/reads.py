@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from events.dates import FIRST_DAY
 from events.dates import after as after_day
 from events.entries import LogEntry
-from events.store import EventStore, marks
-from projections.temporal.spans import FROM_FIRST_DAY, earliest
+from events.store import EventStore, marks, merged_scans
+from projections.temporal.spans import FIRST, FROM_FIRST_DAY, earliest
 from projections.temporal.tables import (
     EFFECTIVE,
     FACT_SELECT,
@@ -51,8 +50,7 @@ async def timeline_rows(
 
 # Bounds no day reaches, in the byte order of ISO days: "" sorts before every one, "~" after.
 _BEFORE_ANY, _AFTER_ANY = "", "~"
-_FIRST = FIRST_DAY.isoformat()
-_PAST_FIRST = (_FIRST, _AFTER_ANY, 0)  # past every fact beginning on the first day
+_PAST_FIRST = (FIRST, _AFTER_ANY, 0)  # past every fact beginning on the first day
 # A fact's columns in a page, before its log entry is joined.
 _PAGE = "f.lo, f.hi, f.position, f.occurred, f.data, f.confidence"
 _PAGE_EFFECTIVE = (
@@ -67,25 +65,12 @@ _PAST = "(f.lo, f.hi, f.position) > (?, ?, ?)"
 _PAST_FIRST_DAY = "f.lo = ? AND (f.hi, f.position) > (?, ?)"
 # The span keys in use: one look-up of `facts_span` per key, each for the next one. In
 # passing, whether the database has a boolean type (only PostgreSQL: SQLite answers 1 = 1
-# with 1), which tells how to have it merge the scans of the keys (see _ordered_scans).
+# with 1), which tells how to have it merge the scans of the keys (see merged_scans).
 _KEYS = (
     "WITH RECURSIVE used(span) AS (SELECT MIN(span) FROM facts UNION ALL "
     "SELECT (SELECT MIN(f.span) FROM facts f WHERE f.span > used.span) FROM used "
     "WHERE used.span IS NOT NULL) SELECT span, 1 = 1 FROM used WHERE span IS NOT NULL"
 )
-_ORDER = "ORDER BY f.lo, f.hi, f.position"
-
-
-def _ordered_scans(scans: Sequence[str], limited: bool) -> str:
-    """The first rows (LIMIT ?) of the ordered scans `scans`, merged: one pass over each,
-    in index order, reading no further than the page needs. SQLite merges a UNION ALL of the
-    scans themselves; PostgreSQL merges only scans it plans on their own, for their first
-    rows (`limited`: a subquery with its own ORDER BY and LIMIT ?), where SQLite would read
-    and sort each one's first rows in full."""
-    if limited:
-        scans = [f"SELECT * FROM ({scan} {_ORDER} LIMIT ?) AS k{n}" for n, scan in enumerate(scans)]
-    # In a query of its own: PostgreSQL merges only a UNION ALL it flattens.
-    return f"SELECT * FROM ({' UNION ALL '.join(scans)}) AS scans ORDER BY lo, hi, position LIMIT ?"
 
 
 def _lower_bound(
@@ -97,7 +82,7 @@ def _lower_bound(
     if start is None:
         return bound
     if key == FROM_FIRST_DAY:  # all begin on the first day: those ending after `start`
-        return max(bound, (_FIRST, after_day(start), 0))
+        return max(bound, (FIRST, after_day(start), 0))
     first = earliest(key, start)
     if first is None:
         return bound
@@ -150,17 +135,19 @@ async def chronology_page(
         bound = max(min(_lower_bound(start, key, after) for key in others), _PAST_FIRST)
         scans.append((_PAST, [*bound]))
     lo, hi, position = _lower_bound(start, FROM_FIRST_DAY, after)
-    if FROM_FIRST_DAY in keys and lo <= _FIRST:  # else the page began past all of them
-        hi, position = (hi, position) if lo == _FIRST else (_BEFORE_ANY, 0)
-        begin, values = _PAST_FIRST_DAY, [_FIRST, hi, position]
+    if FROM_FIRST_DAY in keys and lo <= FIRST:  # else the page began past all of them
+        hi, position = (hi, position) if lo == FIRST else (_BEFORE_ANY, 0)
+        begin, values = _PAST_FIRST_DAY, [FIRST, hi, position]
         if not companies:
             begin, values = f"f.span = ? AND {begin}", [FROM_FIRST_DAY, *values]
         scans.append((begin, values))
     if not scans:
         return []
     limited = isinstance(used[0][1], bool)
-    sql = _ordered_scans(
-        [f"SELECT {_PAGE} FROM facts f WHERE {begin} AND {where}" for begin, _ in scans], limited
+    sql = merged_scans(
+        [f"SELECT {_PAGE} FROM facts f WHERE {begin} AND {where}" for begin, _ in scans],
+        "lo, hi, position",
+        limited,
     )
     params: list[object] = []
     for _, values in scans:

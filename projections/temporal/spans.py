@@ -7,7 +7,7 @@ from datetime import date
 
 from events.dates import FIRST_DAY, ordinal
 
-_FIRST = FIRST_DAY.isoformat()
+FIRST = FIRST_DAY.isoformat()  # as the log stores it
 
 # A fact's span key groups facts by the length of their range, so that the chronology finds
 # those begun before a day D and still in effect on it with one ordered scan per key: every
@@ -30,7 +30,7 @@ MAX_DAY_CLASS, MAX_MONTH_CLASS = 22, 17
 
 def span_key(lo: str, hi: str) -> int:
     """The span key of the days [lo, hi) (see MONTHS)."""
-    if lo == _FIRST:
+    if lo == FIRST:
         return FROM_FIRST_DAY
     if lo.endswith("-01") and hi.endswith("-01"):
         months = int(hi[:4]) * 12 + int(hi[5:7]) - int(lo[:4]) * 12 - int(lo[5:7])
@@ -71,7 +71,7 @@ def _class_of(column: str, low: int, high: int) -> str:
 _ALIGNED = "substr(lo, 9) = '01' AND substr(hi, 9) = '01'"
 _MONTHS = "round(days / 30.436875)"
 SPAN_KEY_SQL = (
-    f"CASE WHEN lo = '{_FIRST}' THEN {FROM_FIRST_DAY} "
+    f"CASE WHEN lo = '{FIRST}' THEN {FROM_FIRST_DAY} "
     f"WHEN {_ALIGNED} THEN (CASE WHEN {_MONTHS} <= {EXACT_MONTHS} "
     f"THEN {MONTHS} + CAST({_MONTHS} AS INTEGER) "
     f"ELSE {MONTH_CLASSES} + {_class_of(_MONTHS, 0, MAX_MONTH_CLASS)} END) "
