@@ -55,7 +55,8 @@ class NewEvent:
         on that day (hi 9999-12-31). A stored entry is immutable: restoring, copying or
         retrying it compares it with both."""
         cut = CUT_END
-        if self.hi != END or self.lo >= cut:
+        # Those versions refused the day 9999-12-31 itself, alone or as a range's last point.
+        if self.hi != END or self.lo >= cut or self.occurred.value.endswith(f"..{cut}]"):
             return [self]
         occurred = {**orjson.loads(self.occurred_json), "hi": cut}
         return [self, replace(self, occurred_json=canonical(occurred), hi=cut)]

@@ -577,11 +577,21 @@ async def test_entries_cut_at_the_calendars_end_by_versions_before_5_restore_and
         cut.append(entry)
     legacy = _rehashed(cut)
     assert [entry.hi for entry in legacy] == ["9999-12-31", "2023-06-01", "9999-12-31"]
-    # That form, and no other: a range cut anywhere else is refused.
+    # That form, and no other: a range cut anywhere else is refused, and so is a cut form
+    # of a date those versions refused (the day 9999-12-31 as a range's last point).
     day_early = {**orjson.loads(cut[0].occurred_json), "hi": "9999-12-30"}
     altered = [replace(cut[0], occurred_json=canonical(day_early), hi="9999-12-30"), *cut[1:]]
     with pytest.raises(ValidationFailed, match="position 1 is not in the form"):
         await empty.restore(_rehashed(altered))
+    (refused,) = (
+        await store.append([new(company="tencent", occurred="[2020..9999-12-31]")])
+    ).events
+    never = {**orjson.loads(refused.occurred_json), "hi": "9999-12-31"}
+    forged = replace(
+        refused, position=1, version=1, occurred_json=canonical(never), hi="9999-12-31"
+    )
+    with pytest.raises(ValidationFailed, match="position 1 is not in the form"):
+        await empty.restore(_rehashed([forged]))
     assert await empty.restore(legacy) == 3
     assert await empty.read(limit=10) == legacy
     assert await empty.verify() is None
