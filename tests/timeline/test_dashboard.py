@@ -338,8 +338,9 @@ async def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
         if "/static/" in answer.url and answer.status >= 400:
             report(f"{answer.status} for {answer.url}")
 
+    # Not one the page itself gave up by navigating (a reload while the favicon loads).
     def failed(request: Request) -> None:
-        if "/static/" in request.url:
+        if "/static/" in request.url and request.failure != "net::ERR_ABORTED":
             report(f"{request.failure} for {request.url}")
 
     page.on("pageerror", lambda error: report(f"script error: {error}"))
