@@ -104,7 +104,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _TEXT_COLUMN = re.compile(r"\bTEXT\b(?!\s+COLLATE)", re.IGNORECASE)
-_QUOTED_MARK = re.compile(r"'[^']*[?%][^']*'")
+# A string literal ('' inside is a quote), each found from the left: the text between two
+# literals is not one.
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -113,7 +115,7 @@ def _postgres_sql(sql: str) -> str:
     become psycopg's `%s` (a literal `%` is doubled), and the text columns of a table created
     compare in byte order (COLLATE "C"), so that every ordering is SQLite's. Values travel
     as parameters, never as literals: a literal holding `?` or `%` is refused, not rewritten."""
-    if _QUOTED_MARK.search(sql):
+    if any("?" in literal or "%" in literal for literal in _LITERAL.findall(sql)):
         raise ValueError(f"a literal holds ? or %; pass the value as a parameter: {sql[:80]!r}")
     sql = sql.replace("%", "%%").replace("?", "%s")
     if re.match(r"\s*(CREATE\s+TABLE|ALTER\s+TABLE)", sql, re.IGNORECASE):
