@@ -134,7 +134,7 @@ class _Filters:
         )
 
     def one_statement(self) -> tuple[str, list[Any]]:
-        """The read as one statement (without its LIMIT's value), for filters that make too
+        """The read as one scan (statement, values), for filters that make too
         many scans, or too many values to bind once per scan: more companies than MAX_SCANS,
         or many companies with several types. Its planner may read every entry of the range,
         or sort every match of the companies."""
@@ -152,8 +152,7 @@ class _Filters:
         elif types:
             where.append(f"type IN ({marks(types)})")
             params.extend(types)
-        sql = f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
-        return sql, params
+        return f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)}", params
 
 
 def _chunks(values: Iterable[str]) -> list[list[str]]:
@@ -386,16 +385,15 @@ class LogStore(TokenStore, Planner):
             bounds += " AND position <= ?"
             between.append(min(until, MAX_POSITION))
         if not companies and not types:
-            sql = f"SELECT {COLUMNS} FROM events WHERE {bounds} ORDER BY position LIMIT ?"
-            return [LogEntry(*row) for row in await self.query(sql, [*between, limit])]
+            every = [(f"SELECT {COLUMNS} FROM events WHERE {bounds}", between)]
+            sql, params = _merged(every, limit, self.LIMITED_SCANS)
+            return [LogEntry(*row) for row in await self.query(sql, params)]
         filters = _Filters(bounds, between, companies, types, amendments_follow, self.TARGET_ID)
         scans = filters.scans()
         binds = sum(len(params) + self.LIMITED_SCANS for _, params in scans) + 1
-        if len(scans) <= MAX_SCANS and binds <= MAX_VARIABLES:
-            sql, params = _merged(scans, limit, self.LIMITED_SCANS)
-        else:
-            sql, params = filters.one_statement()
-            params.append(limit)
+        if len(scans) > MAX_SCANS or binds > MAX_VARIABLES:
+            scans = [filters.one_statement()]
+        sql, params = _merged(scans, limit, self.LIMITED_SCANS)
         return [LogEntry(*row) for row in await self._query_planned(sql, params)]
 
     async def _query_planned(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
